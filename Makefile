@@ -1,0 +1,39 @@
+# Two commands for a fresh clone:  `make demo`  and  `make test`.
+# Each creates .venv and installs the project with the pinned CPU torch on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.recgen-installed
+PIP_INSTALL = $(PY) -m pip install --disable-pip-version-check -c requirements/constraints.txt
+export HF_HUB_OFFLINE = 1
+export TRANSFORMERS_OFFLINE = 1
+
+.PHONY: install demo demo-movielens test test-slow bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check --upgrade pip
+	$(PIP_INSTALL) -r requirements/dev.txt
+	$(PIP_INSTALL) -e '.[cpu,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)          ## create .venv and install recgen (CPU) + test tools
+
+demo: $(STAMP)             ## run `recgen demo` on the bundled sample catalog -> recgen-demo/report.html
+	$(VENV)/bin/recgen demo --out recgen-demo
+
+demo-movielens: $(STAMP)   ## the same on ../shared/data/movielens-posters
+	$(VENV)/bin/recgen demo --dataset movielens --path ../shared/data/movielens-posters --out recgen-demo-movielens
+
+test: $(STAMP)             ## fast test suite (what CI runs)
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-slow: $(STAMP)        ## long tests on real data (minutes)
+	$(PY) -m pytest -m "slow" -q
+
+bench: $(STAMP)            ## standalone benchmarks, figures go to benchmarks/RESULTS.md
+	$(PY) benchmarks/bench_index.py
+	$(PY) benchmarks/bench_encode.py
+
+clean:
+	rm -rf $(VENV) recgen-demo recgen-demo-movielens .pytest_cache

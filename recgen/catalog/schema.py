@@ -1,0 +1,732 @@
+"""Validation of raw frames into the catalog schema of :mod:`recgen.catalog.data`.
+
+Each ``validate_*`` function takes a frame as loaded (from a file or built by the caller),
+returns the *clean* frame in the documented schema and a :class:`ValidationReport` of the
+rows it rejected. Every input row ends up in exactly one of the two: nothing is dropped
+silently. Row numbers in the report are 1-based data rows (a file's header line is not
+counted; for a frame, the positional index + 1), so ``row 7`` of ``items.csv`` is the
+seventh record below the header.
+
+Checks are done column-wise over numpy object arrays; only image checks open files one by
+one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from recgen._io import sha256_file
+from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS
+from recgen.errors import ValidationError
+
+__all__ = [
+    "BadRow",
+    "ValidationReport",
+    "validate_items",
+    "validate_reviews",
+    "validate_interactions",
+    "MAX_IMAGE_PIXELS",
+    "RATING_RANGE",
+]
+
+#: Largest image (in pixels) accepted; larger ones are reported as decompression bombs.
+MAX_IMAGE_PIXELS = 50_000_000
+#: Inclusive range of review ratings.
+RATING_RANGE = (0.0, 10.0)
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
+_VALUE_REPR_LEN = 60
+_PIL_LOCK = threading.Lock()  # Pillow's size cap and truncation flag are module globals
+
+
+def _short_repr(value: Any, limit: int = _VALUE_REPR_LEN) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not break the report
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class BadRow:
+    """One rejected input row (one problem; a row with two problems appears twice).
+
+    Attributes
+    ----------
+    source : str
+        File path or frame name the row came from.
+    row : int or None
+        1-based data row number (header not counted); None for problems of no single row.
+    column : str or None
+        Column holding the bad value, None when the problem is the whole row.
+    value : str
+        Truncated ``repr`` of the offending value.
+    reason : str
+        What is wrong, in words.
+    """
+
+    source: str
+    row: int | None
+    column: str | None
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.source if self.row is None else f"{self.source} row {self.row}"
+        if self.column is not None:
+            where += f", column {self.column!r}"
+        return f"{where}: {self.reason} (value: {self.value})"
+
+
+@dataclass
+class ValidationReport:
+    """Every bad row found by a validation run.
+
+    Attributes
+    ----------
+    rows : list of BadRow
+        The problems, in the order found.
+    n_checked : int
+        Number of input rows examined (good and bad).
+
+    Notes
+    -----
+    The report is truthy when it holds at least one bad row, so ``if report:`` reads as
+    "if anything was rejected".
+    """
+
+    rows: list[BadRow] = field(default_factory=list)
+    n_checked: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def n_bad_rows(self) -> int:
+        """Number of distinct (source, row) pairs rejected."""
+        return len({(r.source, r.row) for r in self.rows})
+
+    def extend(self, other: "ValidationReport") -> "ValidationReport":
+        """Append the rows of ``other`` (in place) and add its checked count; returns self."""
+        self.rows.extend(other.rows)
+        self.n_checked += other.n_checked
+        return self
+
+    def to_frame(self) -> pd.DataFrame:
+        """The report as a frame with columns source, row, column, value, reason."""
+        cols = ("source", "row", "column", "value", "reason")
+        frame = pd.DataFrame(
+            {c: pd.Series([getattr(r, c) for r in self.rows], dtype=object) for c in cols}
+        )
+        frame["row"] = pd.array([r.row for r in self.rows], dtype="Int64")
+        return frame
+
+    def format(self, max_rows: int = 20) -> str:
+        """Human-readable listing, one problem per line, at most ``max_rows`` lines.
+
+        Parameters
+        ----------
+        max_rows : int
+            Lines of problems to show; the rest are summarised as ``... and N more``.
+        """
+        if not self.rows:
+            return f"no bad rows ({self.n_checked} checked)"
+        head = f"{len(self.rows)} problem(s) in {self.n_bad_rows} row(s) of {self.n_checked} checked:"
+        lines = [head] + [f"  {r}" for r in self.rows[:max_rows]]
+        if len(self.rows) > max_rows:
+            lines.append(f"  ... and {len(self.rows) - max_rows} more")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+# ---------------------------------------------------------------------------------------
+# internal helpers
+
+
+class _Checker:
+    """Collects problems for one frame and tracks which rows are rejected."""
+
+    def __init__(self, source: str, n: int):
+        self.source = source
+        self.bad = np.zeros(n, dtype=bool)
+        self.report = ValidationReport(n_checked=n)
+
+    def flag(self, positions: Iterable[int], column: str | None, values: Any, reason: Any) -> None:
+        """Reject rows at ``positions``; ``values``/``reason`` are sequences aligned with them or scalars."""
+        positions = list(positions)
+        if not positions:
+            return
+        for k, pos in enumerate(positions):
+            val = values[k] if isinstance(values, (list, np.ndarray)) else values
+            why = reason[k] if isinstance(reason, (list, np.ndarray)) else reason
+            self.report.rows.append(BadRow(self.source, int(pos) + 1, column, _short_repr(val), why))
+        self.bad[positions] = True
+
+    def flag_mask(self, mask: np.ndarray, column: str | None, raw: np.ndarray, reason: Any) -> None:
+        pos = np.flatnonzero(mask)
+        if isinstance(reason, np.ndarray):
+            reason = list(reason[pos])
+        self.flag(pos, column, list(raw[pos]), reason)
+
+    def sort(self) -> None:
+        self.report.rows.sort(key=lambda r: (r.row if r.row is not None else -1))
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return isinstance(v, np.floating) and bool(np.isnan(v))
+
+
+def _to_text(v: Any) -> tuple[str | None, str | None]:
+    """(string, problem). Missing -> (None, None); numbers are written out; others are bad."""
+    if isinstance(v, str):
+        if _SURROGATES.search(v):
+            return None, "not valid UTF-8 (undecodable bytes)"
+        return v.strip(), None
+    if _is_missing(v):
+        return None, None
+    if isinstance(v, (bool, np.bool_)):
+        return None, f"expected a string, got {type(v).__name__}"
+    if isinstance(v, numbers.Integral):
+        return str(int(v)), None
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if not math.isfinite(f):
+            return None, f"expected a string, got {f}"
+        return (str(int(f)) if f.is_integer() else repr(f)), None
+    return None, f"expected a string, got {type(v).__name__}"
+
+
+def _to_id(v: Any) -> tuple[str | None, str | None]:
+    """Ids: strings (stripped) or integral numbers (42 and 42.0 -> "42")."""
+    if isinstance(v, str):
+        if _SURROGATES.search(v):
+            return None, "not valid UTF-8 (undecodable bytes)"
+        return v.strip() or None, None
+    if _is_missing(v):
+        return None, None
+    if isinstance(v, (bool, np.bool_)):
+        return None, f"expected a string or integer id, got {type(v).__name__}"
+    if isinstance(v, numbers.Integral):
+        return str(int(v)), None
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if math.isfinite(f) and f.is_integer():
+            return str(int(f)), None
+        return None, f"expected a string or integer id, got {f!r}"
+    return None, f"expected a string or integer id, got {type(v).__name__}"
+
+
+def _column_values(df: pd.DataFrame, column: str) -> np.ndarray:
+    return df[column].to_numpy(dtype=object)
+
+
+def _text_column(
+    chk: _Checker, df: pd.DataFrame, column: str, *, required: bool, missing_reason: str, kind: str = "text"
+) -> np.ndarray:
+    """Normalise a string column; returns an object array (None for missing)."""
+    raw = _column_values(df, column)
+    n = len(raw)
+    fast = pd.api.types.is_integer_dtype(df[column].dtype) and bool(df[column].notna().all())
+    if fast:  # integer ids/text: no per-row work needed
+        return df[column].astype("int64").astype(str).to_numpy(dtype=object)
+    conv = _to_id if kind == "id" else _to_text
+    out = np.empty(n, dtype=object)
+    problems: list[int] = []
+    reasons: list[str] = []
+    for i, v in enumerate(raw):
+        s, why = conv(v)
+        if why is not None:
+            problems.append(i)
+            reasons.append(why)
+        elif required and not s:
+            problems.append(i)
+            reasons.append(missing_reason)
+        out[i] = s
+    chk.flag(problems, column, [raw[i] for i in problems], reasons)
+    return out
+
+
+def _numeric(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse numbers. Returns (float values, missing mask, non-numeric mask)."""
+    n = len(raw)
+    missing = np.fromiter((_is_missing(v) or (isinstance(v, str) and not v.strip()) for v in raw), bool, n)
+    values = np.full(n, np.nan)
+    try:
+        parsed = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        # bools are numbers to pandas; they are not ratings
+        isbool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in raw), bool, n)
+        parsed[isbool] = np.nan
+        values = parsed
+    except (TypeError, ValueError):  # lists/dicts in the column: go value by value
+        for i, v in enumerate(raw):
+            if isinstance(v, (bool, np.bool_)):
+                continue
+            if isinstance(v, numbers.Real):
+                values[i] = float(v)
+            elif isinstance(v, str):
+                try:
+                    values[i] = float(v)
+                except ValueError:
+                    pass
+    # "nan" as text is a NaN, not garbage: keep NaN-ness distinct from "could not parse"
+    textual_nan = np.fromiter(
+        (isinstance(v, str) and v.strip().lower() in ("nan", "+nan", "-nan") for v in raw), bool, n
+    )
+    float_nan = np.fromiter(
+        (isinstance(v, (float, np.floating)) and not isinstance(v, bool) and math.isnan(v) for v in raw), bool, n
+    )
+    nonnum = np.isnan(values) & ~missing & ~textual_nan & ~float_nan
+    missing = missing & ~float_nan  # real NaN floats reported as NaN, not as missing
+    return values, missing, nonnum
+
+
+def _rating_column(chk: _Checker, df: pd.DataFrame, *, required: bool, check_range: bool) -> np.ndarray:
+    raw = _column_values(df, "rating")
+    if pd.api.types.is_float_dtype(df["rating"].dtype) or pd.api.types.is_integer_dtype(df["rating"].dtype):
+        values = df["rating"].to_numpy(dtype=float, na_value=np.nan)
+        missing = np.zeros(len(values), bool)
+        nonnum = np.zeros(len(values), bool)
+    else:
+        values, missing, nonnum = _numeric(raw)
+    isnan = np.isnan(values) & ~missing & ~nonnum
+    isinf = np.isinf(values)
+    reason = np.full(len(values), "", dtype=object)
+    reason[nonnum] = "rating is not a number"
+    reason[isinf] = "infinite rating"
+    if required:
+        reason[missing] = "missing rating"
+        reason[isnan] = "NaN rating"
+    if check_range:
+        lo, hi = RATING_RANGE
+        with np.errstate(invalid="ignore"):
+            out = np.isfinite(values) & ((values < lo) | (values > hi))
+        reason[out] = f"rating out of range {lo:g}..{hi:g}"
+    bad = reason != ""
+    chk.flag_mask(bad, "rating", raw, reason)
+    values = values.copy()
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def _datetimes_to_seconds(dt: pd.Series) -> np.ndarray:
+    """tz-aware UTC datetime series -> float seconds (NaN for NaT)."""
+    delta = (dt - _EPOCH) / pd.Timedelta(seconds=1)
+    return np.floor(delta.to_numpy(dtype=float, na_value=np.nan))
+
+
+def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.ndarray:
+    """Timestamps -> int64 unix seconds. Accepts numbers, numeric strings, ISO strings, datetimes."""
+    col = df["timestamp"]
+    n = len(col)
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.to_numpy(dtype=np.int64)
+    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
+        dt = col.dt.tz_localize("UTC") if getattr(col.dt, "tz", None) is None else col.dt.tz_convert("UTC")
+        secs = _datetimes_to_seconds(dt)
+        raw = _column_values(df, "timestamp")
+        missing = np.isnan(secs)
+        unparsable = np.zeros(n, bool)
+    else:
+        raw = _column_values(df, "timestamp")
+        secs, missing, unparsable = _numeric(raw)
+        # real NaN floats count as missing here
+        missing = missing | (np.isnan(secs) & ~unparsable)
+        # remaining non-numeric values may be datetime strings or datetime objects
+        idx = np.flatnonzero(unparsable)
+        if len(idx):
+            sub = pd.Series(raw[idx], dtype=object)
+            as_str = sub.map(lambda v: isinstance(v, str))
+            parsed = np.full(len(idx), np.nan)
+            if as_str.any():
+                strs = sub[as_str].astype(object)
+                dt = pd.to_datetime(strs, errors="coerce", utc=True, format="ISO8601")
+                left = dt.isna().to_numpy()
+                if left.any():  # not ISO 8601: let pandas guess per value
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        dt2 = pd.to_datetime(strs[left], errors="coerce", utc=True, format="mixed")
+                    dt = dt.combine_first(dt2)
+                parsed[as_str.to_numpy()] = _datetimes_to_seconds(dt)
+            others = np.flatnonzero(~as_str.to_numpy())
+            for k in others:  # datetime / Timestamp objects
+                v = sub.iloc[k]
+                try:
+                    ts = pd.Timestamp(v)
+                except (TypeError, ValueError):
+                    continue
+                if ts is pd.NaT:
+                    continue
+                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+                parsed[k] = math.floor((ts - _EPOCH) / pd.Timedelta(seconds=1))
+            secs = secs.copy()
+            secs[idx] = parsed
+            unparsable = np.zeros(n, bool)
+            unparsable[idx] = np.isnan(parsed)
+    reason = np.full(n, "", dtype=object)
+    reason[unparsable] = "unparsable timestamp"
+    reason[np.isinf(secs)] = "unparsable timestamp"
+    if required:
+        reason[missing] = "missing timestamp"
+    chk.flag_mask(reason != "", "timestamp", raw, reason)
+    secs = np.where(np.isfinite(secs), secs, 0.0)
+    return np.floor(secs).astype(np.int64)
+
+
+def _attributes_column(chk: _Checker, df: pd.DataFrame) -> np.ndarray:
+    raw = _column_values(df, "attributes")
+    out = np.empty(len(raw), dtype=object)
+    problems: list[int] = []
+    reasons: list[str] = []
+    for i, v in enumerate(raw):
+        parsed, why = _to_attributes(v)
+        out[i] = parsed if parsed is not None else {}
+        if why is not None:
+            problems.append(i)
+            reasons.append(why)
+    chk.flag(problems, "attributes", [raw[i] for i in problems], reasons)
+    return out
+
+
+def _to_attributes(v: Any) -> tuple[dict[str, str] | None, str | None]:
+    if isinstance(v, str):
+        if _SURROGATES.search(v):
+            return None, "not valid UTF-8 (undecodable bytes)"
+        text = v.strip()
+        if not text:
+            return {}, None
+        try:
+            v = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, f"attributes is not valid JSON: {exc.msg}"
+        if not isinstance(v, dict):
+            return None, f"attributes must be a JSON object, got {type(v).__name__}"
+    elif _is_missing(v):
+        return {}, None
+    elif not isinstance(v, dict):
+        return None, f"attributes must be a dict or a JSON object string, got {type(v).__name__}"
+    out: dict[str, str] = {}
+    for key, val in v.items():
+        if _is_missing(val):
+            continue
+        if isinstance(val, (list, dict, tuple)):
+            text = json.dumps(val, ensure_ascii=False, default=str)
+        else:
+            text, why = _to_text(val)
+            if why is not None:
+                return None, f"attribute {key!r}: {why}"
+            if text is None:
+                continue
+        key_text = str(key)
+        if _SURROGATES.search(key_text) or _SURROGATES.search(text):
+            return None, f"attribute {key!r}: not valid UTF-8 (undecodable bytes)"
+        out[key_text] = text
+    return out, None
+
+
+def _check_image(path: str) -> str | None:
+    """None when ``path`` is a readable, complete image of sane size; else the problem."""
+    from PIL import Image, ImageFile
+
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        return "image file not found"
+    except OSError as exc:
+        return f"image file cannot be read: {exc.strerror or exc}"
+    if not os.path.isfile(path):
+        return "image path is not a file"
+    if size == 0:
+        return "image file is empty (0 bytes)"
+    with _PIL_LOCK:
+        old_cap, old_trunc = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = MAX_IMAGE_PIXELS, False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    im.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return f"image is larger than {MAX_IMAGE_PIXELS} pixels (possible decompression bomb)"
+        except Image.UnidentifiedImageError:
+            return "not a decodable image"
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            msg = str(exc) or type(exc).__name__
+            if "truncated" in msg.lower():
+                return f"image file is truncated ({msg})"
+            return f"image cannot be decoded ({msg})"
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old_cap, old_trunc
+    return None
+
+
+def _require_columns(df: Any, required: tuple[str, ...], source: str, what: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValidationError(
+            f"{source}: {what} lacks required column(s) {missing}; columns found: {list(map(str, df.columns))}"
+        )
+
+
+def _source(df: pd.DataFrame, source: str | None, what: str) -> str:
+    if source is not None:
+        return source
+    return str(df.attrs.get("source", f"<{what} DataFrame>"))
+
+
+def _ids_in(values: np.ndarray, known: set[str] | frozenset[str]) -> np.ndarray:
+    return pd.Series(values, dtype=object).isin(known).to_numpy()
+
+
+def _finish(chk: _Checker, columns: dict[str, Any]) -> tuple[pd.DataFrame, ValidationReport]:
+    keep = ~chk.bad
+    data = {}
+    for name, arr in columns.items():
+        arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+        data[name] = pd.Series(arr[keep], dtype=arr.dtype if arr.dtype != object else object)
+    chk.sort()
+    return pd.DataFrame(data), chk.report
+
+
+def _optional(df: pd.DataFrame, column: str, default: Any) -> pd.DataFrame:
+    if column in df.columns:
+        return df
+    return df.assign(**{column: pd.Series([default] * len(df), index=df.index, dtype=object)})
+
+
+def _empty_ok(df: Any) -> bool:
+    return isinstance(df, pd.DataFrame) and len(df) == 0 and len(df.columns) == 0
+
+
+# ---------------------------------------------------------------------------------------
+# public validators
+
+
+def validate_items(
+    df: pd.DataFrame,
+    *,
+    source: str | None = None,
+    image_root: str | os.PathLike[str] | None = None,
+    check_images: bool = True,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate and normalise an items frame.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Needs ``item_id`` and ``title``; ``description``, ``attributes`` and ``image_path``
+        are optional (defaults ``""``, ``{}``, None). Extra columns are ignored.
+    source : str, optional
+        Name used in the report; defaults to ``df.attrs["source"]`` (set by
+        :func:`recgen.catalog.loaders.read_table`) or ``"<items DataFrame>"``.
+    image_root : path, optional
+        Folder relative ``image_path`` values are resolved against (else the working dir).
+    check_images : bool
+        Open and fully decode every image (missing, empty, corrupt, truncated or over
+        :data:`MAX_IMAGE_PIXELS` pixels -> bad row).
+
+    Returns
+    -------
+    items : pandas.DataFrame
+        Columns ``ITEM_COLUMNS + ("image_sha256",)``: ids and text as ``str`` (object
+        dtype), ``attributes`` as ``dict[str, str]``, ``image_path`` absolute ``str`` or
+        None, ``image_sha256`` hex digest of the image bytes or None.
+    report : ValidationReport
+        Rejected rows. A duplicated ``item_id`` keeps its first valid row.
+
+    Raises
+    ------
+    ValidationError
+        When ``item_id`` or ``title`` columns are missing.
+    """
+    src = _source(df, source, "items") if isinstance(df, pd.DataFrame) else str(source)
+    if _empty_ok(df):
+        df = pd.DataFrame({c: [] for c in ITEM_COLUMNS}, dtype=object)
+    _require_columns(df, ("item_id", "title"), src, "items")
+    df = _optional(_optional(_optional(df, "description", ""), "attributes", None), "image_path", None)
+    chk = _Checker(src, len(df))
+
+    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
+    title = _text_column(chk, df, "title", required=True, missing_reason="missing title")
+    description = _text_column(chk, df, "description", required=False, missing_reason="")
+    description = np.array([d if d is not None else "" for d in description], dtype=object)
+    attributes = _attributes_column(chk, df)
+    image_raw = _text_column(chk, df, "image_path", required=False, missing_reason="")
+
+    # duplicates among rows that are otherwise fine: the first valid one wins
+    ids = pd.Series(item_id, dtype=object)
+    candidates = ~chk.bad
+    dup = np.zeros(len(df), bool)
+    dup[candidates] = ids[candidates].duplicated(keep="first").to_numpy()
+    if dup.any():
+        first_row = {}
+        for pos in np.flatnonzero(candidates & ~dup):
+            first_row.setdefault(item_id[pos], pos + 1)
+        pos = np.flatnonzero(dup)
+        chk.flag(
+            pos,
+            "item_id",
+            [item_id[p] for p in pos],
+            [f"duplicate item_id (first seen in row {first_row[item_id[p]]})" for p in pos],
+        )
+
+    root = Path(image_root).expanduser() if image_root is not None else None
+    image_path = np.empty(len(df), dtype=object)
+    image_sha = np.empty(len(df), dtype=object)
+    for i, p in enumerate(image_raw):
+        if not p:
+            continue
+        path = Path(p).expanduser()
+        if not path.is_absolute() and root is not None:
+            path = root / path
+        full = os.path.abspath(path)
+        image_path[i] = full
+        if chk.bad[i]:
+            continue
+        if check_images:
+            why = _check_image(full)
+            if why is not None:
+                chk.flag([i], "image_path", [df["image_path"].iloc[i]], why)
+                continue
+        try:
+            image_sha[i] = sha256_file(full)
+        except OSError:  # unchecked and unreadable: the item is kept without an image hash
+            image_sha[i] = None
+
+    return _finish(
+        chk,
+        {
+            "item_id": item_id,
+            "title": title,
+            "description": description,
+            "attributes": attributes,
+            "image_path": image_path,
+            "image_sha256": image_sha,
+        },
+    )
+
+
+def validate_reviews(
+    df: pd.DataFrame,
+    *,
+    source: str | None = None,
+    known_item_ids: set[str] | frozenset[str] | None = None,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate and normalise a reviews frame.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Needs ``item_id``, ``rating`` and ``text``; ``user_id`` (default None) and
+        ``timestamp`` (default 0) are optional.
+    source : str, optional
+        Name used in the report (see :func:`validate_items`).
+    known_item_ids : set of str, optional
+        When given, reviews of other items are rejected.
+
+    Returns
+    -------
+    reviews : pandas.DataFrame
+        Columns ``REVIEW_COLUMNS``: ``rating`` float64 within :data:`RATING_RANGE`,
+        ``timestamp`` int64 unix seconds, ``user_id`` str or None.
+    report : ValidationReport
+
+    Raises
+    ------
+    ValidationError
+        When a required column is missing.
+    """
+    src = _source(df, source, "reviews") if isinstance(df, pd.DataFrame) else str(source)
+    if _empty_ok(df):
+        df = pd.DataFrame({c: [] for c in REVIEW_COLUMNS}, dtype=object)
+    _require_columns(df, ("item_id", "rating", "text"), src, "reviews")
+    df = _optional(_optional(df, "user_id", None), "timestamp", None)
+    chk = _Checker(src, len(df))
+    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
+    user_id = _text_column(chk, df, "user_id", required=False, missing_reason="", kind="id")
+    rating = _rating_column(chk, df, required=True, check_range=True)
+    text = _text_column(chk, df, "text", required=True, missing_reason="empty review text")
+    timestamp = _timestamp_column(chk, df, required=False)
+    if known_item_ids is not None:
+        unknown = ~chk.bad & ~_ids_in(item_id, known_item_ids)
+        chk.flag_mask(unknown, "item_id", item_id, "unknown item_id (not in the catalog's items)")
+    return _finish(
+        chk, {"item_id": item_id, "user_id": user_id, "rating": rating, "text": text, "timestamp": timestamp}
+    )
+
+
+def validate_interactions(
+    df: pd.DataFrame,
+    *,
+    source: str | None = None,
+    known_item_ids: set[str] | frozenset[str] | None = None,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate and normalise an interactions frame.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Needs ``user_id``, ``item_id`` and ``timestamp``; ``rating`` (default NaN) and
+        ``event`` (default ``"interaction"``) are optional.
+    source : str, optional
+        Name used in the report (see :func:`validate_items`).
+    known_item_ids : set of str, optional
+        When given, interactions with other items are rejected.
+
+    Returns
+    -------
+    interactions : pandas.DataFrame
+        Columns ``INTERACTION_COLUMNS``: ``timestamp`` int64 unix seconds, ``rating``
+        float64 (NaN allowed, inf or non-numeric text rejected), ``event`` str.
+    report : ValidationReport
+
+    Raises
+    ------
+    ValidationError
+        When a required column is missing.
+    """
+    src = _source(df, source, "interactions") if isinstance(df, pd.DataFrame) else str(source)
+    if _empty_ok(df):
+        df = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS}, dtype=object)
+    _require_columns(df, ("user_id", "item_id", "timestamp"), src, "interactions")
+    df = _optional(_optional(df, "rating", None), "event", None)
+    chk = _Checker(src, len(df))
+    user_id = _text_column(chk, df, "user_id", required=True, missing_reason="missing user_id", kind="id")
+    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
+    timestamp = _timestamp_column(chk, df, required=True)
+    rating = _rating_column(chk, df, required=False, check_range=False)
+    event = _text_column(chk, df, "event", required=False, missing_reason="")
+    event = np.array([e if e else "interaction" for e in event], dtype=object)
+    if known_item_ids is not None:
+        unknown = ~chk.bad & ~_ids_in(item_id, known_item_ids)
+        chk.flag_mask(unknown, "item_id", item_id, "unknown item_id (not in the catalog's items)")
+    return _finish(
+        chk, {"user_id": user_id, "item_id": item_id, "timestamp": timestamp, "rating": rating, "event": event}
+    )
