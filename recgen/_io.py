@@ -165,7 +165,8 @@ def save_directory(target: str | os.PathLike[str], writer: Callable[[Path], None
         _fsync_dir(tmp)
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.{os.getpid()}.old")
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old.rmdir()  # only the unique name is wanted
             os.replace(target, old)
         os.replace(tmp, target)
         _fsync_dir(target.parent)

@@ -154,6 +154,14 @@ class MultimodalSpace:
         self.review_rating_range: tuple[float, float] = (1.0, 5.0)
         self.last_encoded: dict[str, int] = {}
 
+    def sibling(self) -> "MultimodalSpace":
+        """An untrained space with the same config that shares this one's loaded encoders."""
+        from copy import deepcopy
+
+        other = MultimodalSpace(deepcopy(self.config))
+        other._text, other._image, other._clip = self._text, self._image, self._clip
+        return other
+
     # ----------------------------------------------------------------- encoders
     def _load_clip(self):
         if self._clip is None:

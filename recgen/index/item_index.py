@@ -179,7 +179,12 @@ class ItemIndex:
                     f"factory {factory!r} needs at least {n_needed} vectors to train; got {len(train_vectors)}. "
                     "Add more vectors at once, or use factory='Flat' / 'auto' for small catalogs"
                 )
-            index.train(train_vectors)
+            try:
+                index.train(train_vectors)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"factory {factory!r} could not be trained on {len(train_vectors)} vectors: {exc}"
+                ) from exc
         self._resolved_factory = factory
         self._apply_nprobe(index)
         return index
@@ -266,7 +271,7 @@ class ItemIndex:
 
     def remove(self, ids: Iterable[str]) -> None:
         """Remove items. Raises :class:`~recgen.errors.UnknownIdError` listing unknown ids (nothing removed)."""
-        ids = _as_id_list(ids)
+        ids = list(dict.fromkeys(_as_id_list(ids)))  # a repeated id must not pop twice
         with self._lock:
             missing = [i for i in ids if i not in self._slot_of]
             if missing:
@@ -410,9 +415,9 @@ class ItemIndex:
 
         Returns
         -------
-        ids : ndarray of str (object), shape (n, k)
-            ``""`` pads rows with fewer than ``k`` eligible items.
-        scores : ndarray of float32, shape (n, k)
+        ids : ndarray of str (object), shape (n, min(k, len(self)))
+            ``""`` pads rows with fewer eligible items.
+        scores : ndarray of float32, same shape
             ``-inf`` where padded.
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
@@ -422,13 +427,14 @@ class ItemIndex:
         if exclude is not None and len(exclude) != n:
             raise ValueError(f"exclude has {len(exclude)} entries but there are {n} queries; give one (or None) per query")
         excl = [set() if e is None else set(_as_id_list(e, "exclude")) for e in (exclude or [None] * n)]
+        k = int(min(k, max(len(self._slot_of), 1)))  # never allocate more columns than items
         out_ids = np.full((n, k), "", dtype=object)
         out_scores = np.full((n, k), -np.inf, dtype=np.float32)
         with self._lock:
             index = self._search_index()
             total = index.ntotal
             n_dead = total - len(self._slot_of)
-            if n_dead == 0 and not any(excl):
+            if n_dead == 0 and total and not any(excl):  # empty index: slow path returns all padding
                 # fast path: one search, vectorized label -> id mapping
                 kf = min(total, k)
                 scores, labels = index.search(q, kf)
@@ -444,7 +450,9 @@ class ItemIndex:
                 kf = int(fetch[todo].max())
                 if kf == 0:
                     break
-                scores, labels = index.search(q[todo], kf)
+                # GPU indexes cap k (2048); deep over-fetches go to the CPU copy
+                searcher = index if (index is self._index or kf <= 2048) else self._index
+                scores, labels = searcher.search(q[todo], kf)
                 if self.metric == "l2":
                     scores = -scores
                 retry = []
@@ -538,6 +546,9 @@ class ItemIndex:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{directory}/manifest.json has an invalid config: {exc}") from exc
+        missing = {"ids.npy", "vectors.npy"} - set(manifest["files"])
+        if missing:
+            raise ArtifactError(f"{directory}/manifest.json does not list {sorted(missing)}: their checksums cannot be verified")
         ids = load_npy(directory / "ids.npy")
         vecs = load_npy(directory / "vectors.npy")
         if ids.ndim != 1 or vecs.ndim != 2 or len(ids) != len(vecs) or vecs.shape[1] != index.dim:
