@@ -21,3 +21,22 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder not found at {path}; set RECGEN_SHARED_DATA to run this test")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The bundled sample catalog (default size), written once per test session."""
+    from recgen.datasets import make_sample_catalog
+
+    return make_sample_catalog(tmp_path_factory.mktemp("sample"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def sample_store(sample, tmp_path_factory):
+    """A SQLite store holding the sample catalog; its embedding cache is shared by the session."""
+    from recgen.catalog import CatalogStore
+
+    store = CatalogStore(tmp_path_factory.mktemp("store") / "recgen.db")
+    store.ingest(sample)
+    yield store
+    store.close()

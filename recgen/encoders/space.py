@@ -8,11 +8,11 @@ normalized weighted sum of whichever modalities an item has.
 """
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -131,6 +131,22 @@ def item_text(title: Any, description: Any, attributes: Any) -> str:
     return ". ".join(p for p in parts if p)
 
 
+_ENCODERS: dict[tuple, Any] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def shared_encoder(key: tuple, make: "Callable[[], Any]") -> Any:
+    """One loaded encoder per (kind, model, settings, device) in the process.
+
+    Encoders are read-only after loading, so every space, model and test in a process can
+    share the weights instead of loading (and holding) them again.
+    """
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            _ENCODERS[key] = make()
+        return _ENCODERS[key]
+
+
 class MultimodalSpace:
     """Encoders + image projection that put items, queries and images into one space.
 
@@ -167,7 +183,9 @@ class MultimodalSpace:
         if self._clip is None:
             from recgen.encoders.clip import ClipEncoder
 
-            self._clip = ClipEncoder(self.config.clip_model, device=self.config.device)
+            c = self.config
+            self._clip = shared_encoder(("clip", str(c.clip_model), c.device),
+                                        lambda: ClipEncoder(c.clip_model, device=c.device))
         return self._clip
 
     @property
@@ -178,7 +196,9 @@ class MultimodalSpace:
         if self._text is None:
             from recgen.encoders.text import TextEncoder
 
-            self._text = TextEncoder(self.config.text_model, device=self.config.device)
+            c = self.config
+            self._text = shared_encoder(("text", str(c.text_model), c.device),
+                                        lambda: TextEncoder(c.text_model, device=c.device))
         return self._text
 
     @property
@@ -189,7 +209,9 @@ class MultimodalSpace:
         if self._image is None:
             from recgen.encoders.image import ImageFeatureEncoder
 
-            self._image = ImageFeatureEncoder(image_size=self.config.image_size, device=self.config.device)
+            c = self.config
+            self._image = shared_encoder(("image", c.image_size, c.device),
+                                         lambda: ImageFeatureEncoder(image_size=c.image_size, device=c.device))
         return self._image
 
     @property
