@@ -137,6 +137,7 @@ class ItemIndex:
         self._slot_ids: list[str | None] = []
         self._alive = np.empty(0, dtype=bool)
         self._slot_of: dict[str, int] = {}
+        self._id_array: np.ndarray | None = None  # slot -> id lookup for the fast search path
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -264,6 +265,7 @@ class ItemIndex:
             self._vectors = grown
         self._vectors[start:need] = vecs
         self._slot_ids.extend(ids)
+        self._id_array = None
         self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
         for j, item_id in enumerate(ids):
             self._slot_of[item_id] = start + j
@@ -280,6 +282,7 @@ class ItemIndex:
                 slot = self._slot_of.pop(i)
                 self._alive[slot] = False
                 self._slot_ids[slot] = None
+            self._id_array = None
             self._maybe_rebuild()
 
     def update(self, ids: Sequence[str], vectors: np.ndarray) -> None:
@@ -308,6 +311,7 @@ class ItemIndex:
             if slot is not None:
                 self._alive[slot] = False
                 self._slot_ids[slot] = None
+                self._id_array = None
         self._append([ids[j] for j in keep], vecs[keep])
         self._maybe_rebuild()
 
@@ -440,7 +444,9 @@ class ItemIndex:
                 scores, labels = index.search(q, kf)
                 if self.metric == "l2":
                     scores = -scores
-                slot_ids = np.array(self._slot_ids + [""], dtype=object)  # label -1 maps to ""
+                if self._id_array is None or len(self._id_array) != len(self._slot_ids) + 1:
+                    self._id_array = np.array(self._slot_ids + [""], dtype=object)  # label -1 maps to ""
+                slot_ids = self._id_array
                 out_ids[:, :kf] = slot_ids[labels]
                 out_scores[:, :kf] = np.where(labels >= 0, scores, -np.inf)
                 return out_ids, out_scores
