@@ -64,10 +64,10 @@ class ProjectionConfig:
 
 @dataclass
 class FitHistory:
-    """Per-epoch training loss and validation top-1 (val image -> own text among *all* texts)."""
+    """Per-epoch training loss and validation MRR (val image -> own text among *all* texts)."""
 
     train_loss: list[float] = field(default_factory=list)
-    val_top1: list[float] = field(default_factory=list)
+    val_mrr: list[float] = field(default_factory=list)
     best_epoch: int = -1
 
 
@@ -174,8 +174,8 @@ class ImageProjection:
                 steps += 1
             self.history.train_loss.append(total / max(steps, 1))
             if n_val:
-                score = self._top1(xt[val], yt, val)
-                self.history.val_top1.append(score)
+                score = self._val_score(xt[val], yt, val)
+                self.history.val_mrr.append(score)
                 if score >= best_score:  # ties go to the later epoch: tiny val sets plateau early
                     best_score, stale, self.history.best_epoch = score, 0, epoch
                     best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
@@ -188,17 +188,19 @@ class ImageProjection:
         else:
             self.history.best_epoch = len(self.history.train_loss) - 1
 
-    def _top1(self, x, y_all, rows) -> float:
-        # against every text, not just the validation ones: a held-out image must beat the
-        # training texts the head has seen, which is where over-fitting shows
+    def _val_score(self, x, y_all, rows) -> float:
+        # mean reciprocal rank of each validation image's own text among *all* texts: a
+        # held-out image must beat the training texts the head has seen (where over-fitting
+        # shows), and MRR stays informative on hard catalogs where top-1 is almost always 0
         import torch
         import torch.nn.functional as F
 
         self.module.eval()
         with torch.no_grad():
-            z = F.normalize(self.module(x), dim=1)
-            hit = (z @ y_all.T).argmax(dim=1) == torch.from_numpy(rows)
-        return float(hit.float().mean())
+            sims = F.normalize(self.module(x), dim=1) @ y_all.T
+            own = sims[torch.arange(len(rows)), torch.from_numpy(rows)]
+            rank = (sims > own[:, None]).sum(dim=1).float() + 1
+        return float((1 / rank).mean())
 
     # ------------------------------------------------------------------- transform
     def transform(self, image_features: np.ndarray) -> np.ndarray:
