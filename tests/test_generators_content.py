@@ -1,0 +1,102 @@
+"""ContentGenerator: the registry, the one generate() call, its cache, persistence."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recgen import Recgen
+from recgen.catalog import CatalogData
+from recgen.errors import NotFittedError, UnknownIdError
+from recgen.generators import REGISTRY, config_class, make_generator
+from recgen.generators.personalized import ContentGenerator, GenerationCache, GenerationConfig
+
+TINY = {"image_size": 32, "epochs": 2, "base_channels": 8, "latent_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def model(sample_store):
+    return Recgen().fit(sample_store)
+
+
+@pytest.fixture(scope="module")
+def gen(model, sample):
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded", image_overrides=TINY, pairs_per_item=1)
+    return ContentGenerator(cfg).fit(model, sample)
+
+
+def test_registry_names_and_configs():
+    assert set(REGISTRY) == {"cvae", "cgan", "grounded", "peter"}
+    assert make_generator("cgan").config.adversarial_weight > 0
+    assert make_generator("cvae").config.adversarial_weight == 0
+    assert make_generator("cvae", epochs=3).config.epochs == 3
+    with pytest.raises(ValueError, match="registered"):
+        make_generator("diffusion")
+    with pytest.raises(ValueError, match="no field"):
+        make_generator("cvae", nope=1)
+    assert config_class("grounded").__name__ == "GroundedBlurbConfig"
+    with pytest.raises(ValueError, match="image_generator"):
+        GenerationConfig(image_generator="grounded")
+
+
+def test_generate_shapes_determinism_and_grounding(gen, model, sample):
+    users = list(model.profiles.user_ids_[:3]) + [None]
+    items = list(sample.items["item_id"][:4])
+    a = gen.generate(users, items, seed=1)
+    assert a.images.shape == (4, 32, 32, 3) and a.images.dtype == np.uint8
+    assert len(a.blurbs) == 4 and all(a.blurbs)
+    b = gen.generate(users, items, seed=1)
+    assert np.array_equal(a.images, b.images) and a.blurbs == b.blurbs
+    c = gen.generate(users, items, seed=2)
+    assert not np.array_equal(a.images, c.images)
+    desc = dict(zip(sample.items["item_id"], sample.items["description"]))
+    revs = sample.reviews.groupby("item_id")["text"].agg(" ".join)
+    for item, blurb, src in zip(items, a.blurbs, a.sources):
+        own = desc[item] + " " + revs.get(item, "")
+        assert src and all(s == "description" or s.startswith("review") for s in src)
+        for sentence in blurb.replace("! ", ". ").split(". "):
+            assert sentence.strip(" .!").lower() in own.lower()
+
+
+def test_cache_hits_and_invalidation(gen, model, sample, sample_store, tmp_path):
+    cache = GenerationCache(tmp_path / "cache.db")
+    users = list(model.profiles.user_ids_[:3])
+    items = list(sample.items["item_id"][:3])
+    first = gen.generate(users, items, seed=0, cache=cache)
+    assert not first.from_cache.any()
+    second = gen.generate(users, items, seed=0, cache=cache)
+    assert second.from_cache.all()
+    assert np.array_equal(first.images, second.images) and first.blurbs == second.blurbs
+    assert not gen.generate(users, items, seed=5, cache=cache).from_cache.any()  # other seed, other key
+    # an item whose content changes gets new vectors -> a new key -> regenerated
+    m2 = Recgen().fit(sample_store)
+    g2 = ContentGenerator(gen.config)
+    g2.model, g2.image_gen, g2.blurb_gen, g2.version = m2, gen.image_gen, gen.blurb_gen, gen.version
+    assert g2.generate(users, items, seed=0, cache=cache).from_cache.all()  # same content, same vectors
+    changed = sample.items.iloc[:1].copy()
+    changed["description"] = ["Completely new words about a teapot."]
+    m2.update_items(CatalogData(items=changed))
+    again = g2.generate(users, items, seed=0, cache=cache)
+    assert list(again.from_cache) == [False, True, True]
+
+
+def test_unknown_and_unfitted(gen, model):
+    with pytest.raises(UnknownIdError):
+        gen.generate(["U0001"], ["SKU-9999"])
+    with pytest.raises(ValueError, match="user_ids"):
+        gen.generate(["U0001", "U0002"], ["SKU-0001"])
+    with pytest.raises(NotFittedError):
+        ContentGenerator().generate(["U0001"], ["SKU-0001"])
+    # unknown user -> neutral version, no crash
+    out = gen.generate(["ghost"], ["SKU-0001"], seed=0)
+    neutral = gen.generate([None], ["SKU-0001"], seed=0)
+    assert np.array_equal(out.images, neutral.images)
+
+
+def test_save_load_round_trip(gen, model, sample, tmp_path):
+    path = gen.save(tmp_path / "g")
+    loaded = ContentGenerator.load(path, model)
+    users, items = list(model.profiles.user_ids_[:2]), list(sample.items["item_id"][:2])
+    a, b = gen.generate(users, items, seed=3), loaded.generate(users, items, seed=3)
+    assert np.array_equal(a.images, b.images) and a.blurbs == b.blurbs
+    assert loaded.version == gen.version
