@@ -100,3 +100,58 @@ def test_save_load_round_trip(gen, tmp_path):
 def test_split_sentences_keeps_abbreviations():
     assert split_sentences("Holds approx. three cups. Fits e.g. a bag!  Nice.") == [
         "Holds approx. three cups.", "Fits e.g. a bag!", "Nice."]
+
+
+# ----------------------------------------------------------------------------- PETER
+from recgen.errors import ModelFitError, NotFittedError  # noqa: E402
+from recgen.generators.peter import PeterBlurbGenerator, PeterConfig  # noqa: E402
+
+
+def peter_data(n=120):
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 2, n)
+    texts = ["the red mug is great for coffee ." if k == 0 else "the blue lamp is bright at night ." for k in lab]
+    items = np.eye(2, dtype=np.float32)[lab]
+    users = np.zeros((n, 3), np.float32)
+    return texts, users, items
+
+
+def tiny_peter(**kw):
+    return PeterConfig(**{"d_model": 32, "n_heads": 2, "n_layers": 1, "epochs": 30, "batch_size": 32,
+                          "min_freq": 1, "lr": 3e-3, "dropout": 0.0, **kw})
+
+
+@pytest.fixture(scope="module")
+def peter():
+    texts, users, items = peter_data()
+    return PeterBlurbGenerator(tiny_peter()).fit(texts, users, items)
+
+
+def test_peter_conditioning_on_item_vector(peter):
+    out = peter.generate(np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32))
+    assert "red" in out[0] and "blue" not in out[0]
+    assert "blue" in out[1] and "red" not in out[1]
+    assert peter.history["loss"][-1] < peter.history["loss"][0]
+
+
+def test_peter_determinism_and_save_load(peter, tmp_path):
+    items, users = np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32)
+    a = peter.generate(items, users, seed=1, temperature=1.0)
+    assert a == peter.generate(items, users, seed=1, temperature=1.0)
+    peter.save(tmp_path / "p")
+    loaded = PeterBlurbGenerator.load(tmp_path / "p")
+    assert loaded.generate(items, users) == peter.generate(items, users)
+    out = loaded.generate_blurbs(["A", "B"], items, users)
+    assert out.item_ids == ["A", "B"] and out.sources == [[], []]
+
+
+def test_peter_errors():
+    texts, users, items = peter_data(20)
+    with pytest.raises(ModelFitError, match="lower lr"):
+        PeterBlurbGenerator(tiny_peter(lr=1e30, epochs=3)).fit(texts, users, items * 1e30)
+    with pytest.raises(ValueError, match="paired"):
+        PeterBlurbGenerator(tiny_peter()).fit(texts, users[:5], items)
+    with pytest.raises(NotFittedError):
+        PeterBlurbGenerator().generate(items, users)
+    with pytest.raises(ValueError, match="divisible"):
+        PeterConfig(d_model=30, n_heads=4)
