@@ -215,14 +215,19 @@ def demo(
     out: Path = typer.Option(Path("recgen-demo"), help="Output folder: store, model, metrics.json, report.html."),
     users: int = typer.Option(6, min=1, help="Users shown in the report."),
     seed: int = typer.Option(0, help="Seed of the sample catalog and the evaluation."),
+    generate: bool = typer.Option(True, help="Train the preview/blurb generators and show their output (--no-generate skips)."),
+    image_generator: str = typer.Option("cvae", help="Preview generator: 'cvae' or 'cgan' (adds an adversarial loss)."),
+    generator_epochs: Optional[int] = typer.Option(None, help="Epochs of the preview generator (default 15 in the demo)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run the whole slice (ingest, embed, index, profile, recommend, enrich, evaluate) and write an HTML report."""
+    """Run the whole slice (ingest, embed, index, profile, recommend, enrich, generate previews and blurbs,
+    evaluate) and write an HTML report."""
     _setup_logging(verbose)
     from recgen.demo import run_demo
 
     try:
-        result = run_demo(dataset.value, path=path, out=out, n_users=users, seed=seed, echo=typer.echo)
+        result = run_demo(dataset.value, path=path, out=out, n_users=users, seed=seed, generate=generate,
+                          image_generator=image_generator, generator_epochs=generator_epochs, echo=typer.echo)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.secho(f"open {result.report_path.resolve()}", fg=typer.colors.GREEN)

@@ -50,7 +50,8 @@ def _load(dataset: str, path: str | Path | None, out: Path, seed: int) -> Catalo
 
 
 def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: str | Path = "recgen-demo",
-             n_users: int = 6, k: int = 20, seed: int = 0, progress: bool = True,
+             n_users: int = 6, k: int = 20, seed: int = 0, progress: bool = True, generate: bool = True,
+             image_generator: str = "cvae", generator_epochs: int | None = None,
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the whole slice and write ``out/report.html``.
 
@@ -70,6 +71,11 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
         Seeds the sample catalog and the evaluation.
     progress : bool
         Progress bars.
+    generate : bool
+        Train the preview and blurb generators and show their output (the slowest step).
+    image_generator : {"cvae", "cgan"}
+    generator_epochs : int, optional
+        Epochs of the preview generator (its default when None).
     echo : callable
         Where step messages go.
     """
@@ -140,11 +146,16 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
                         columns=["user_id", "item_id", "rank"])
     enriched = model.enrich(cand)
     echo(f"[5/6] enriched {len(enriched)} candidates with {[c for c in enriched.columns if c.startswith('recgen_')]}")
-    report_users = _report_users(shown, catalog, train, test, enriched, data)
+    plots: list[dict] = []
+    generated: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    if generate:
+        generated = _generate(model, train_catalog, shown, cand, image_generator, generator_epochs, seed, progress,
+                              out, metrics, tables, plots, echo)
+    report_users = _report_users(shown, catalog, train, test, enriched, data, generated)
     subtitle = (f"dataset: {data.name} - {n_items} items, {len(catalog.interactions)} interactions, "
                 f"{len(catalog.reviews)} reviews - model saved to {model_dir} - {time.perf_counter() - t0:.0f}s")
     report = write_report(out / "report.html", title=f"recgen demo: {data.name}", subtitle=subtitle,
-                          tables=tables, users=report_users)
+                          tables=tables, users=report_users, plots=plots)
     atomic_write_json(out / "metrics.json", metrics)
     echo(f"[6/6] report: {report.resolve()}")
     store.close()
@@ -177,7 +188,80 @@ def _pick_users(users: list[str], test: pd.DataFrame, rankings: dict, n: int) ->
     return (hits[: (n + 1) // 2] + rest)[:n]
 
 
-def _report_users(shown, catalog: CatalogData, train, test, enriched: pd.DataFrame, data: CatalogData) -> list[dict]:
+def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_generator: str, epochs, seed: int,
+              progress: bool, out: Path, metrics: dict, tables: list, plots: list, echo) -> dict:
+    """Train previews + blurbs, evaluate them, and return {(user, item): (preview data URI, blurb)}."""
+    from recgen.evaluation.content import blurb_metrics, preview_metrics
+    from recgen.generators.personalized import ContentGenerator, GenerationCache, GenerationConfig
+    from recgen.report import array_data_uri, bar_plot_svg, line_plot_svg
+
+    # demo-sized training (about a minute on 2 CPU cores); the library defaults train longer
+    overrides = {"epochs": 15 if epochs is None else epochs}
+    t = time.perf_counter()
+    gen = ContentGenerator(GenerationConfig(image_generator=image_generator, blurb_generator="grounded",
+                                            image_overrides=overrides, pairs_per_item=2, seed=seed)
+                           ).fit(model, catalog, progress=progress)
+    train_s = time.perf_counter() - t
+    gen.save(out / "generators")
+    cache = GenerationCache(out / "recgen.db")
+    pairs = list(zip(cand["user_id"], cand["item_id"]))
+    res = gen.generate([u for u, _ in pairs], [i for _, i in pairs], seed=seed, cache=cache)
+    echo(f"[gen] trained {image_generator} + grounded blurbs in {train_s:.0f}s; generated {len(pairs)} previews and blurbs")
+    # evaluation pairs: every user's top recommendation with an image
+    users = [u for u in model.profiles.user_ids_][:200]
+    top, _ = model.recommend_batch(users, k=1)
+    eval_pairs = [(u, row[0]) for u, row in zip(users, top) if row[0]]
+    pm = preview_metrics(gen, catalog, eval_pairs, seed=seed)
+    bm = blurb_metrics(gen, catalog, eval_pairs, seed=seed)
+    metrics["previews"], metrics["blurbs"] = _jsonable(pm), _jsonable(bm)
+    pers = pm["personalization"]
+    ident = pm["identifiability"]
+    tables.append({
+        "title": f"Generated previews ({image_generator}, {pm['pairs']} user/top-item pairs)",
+        "columns": ["metric", "value"],
+        "rows": [[f"identifiability top-1 / top-5 among {ident.get('n_candidates', 100)}",
+                  f"{ident['top1']:.3f} / {ident['top5']:.3f} (chance {ident['chance_top1']:.3f} / {ident['chance_top5']:.3f})"],
+                 ["personalization: sim(preview, user history) personalized - neutral",
+                  f"{pers['mean_diff']:+.4f} [{pers['ci_low']:+.4f}, {pers['ci_high']:+.4f}] (95% bootstrap CI)"],
+                 ["FID in image-encoder feature space: personalized / neutral",
+                  f"{pm['fid_feature_space']:.3f} / {pm['fid_neutral']:.3f}"]],
+        "note": "FID here is computed in recgen's image-encoder feature space (EfficientNet-Lite0 + colour histogram), "
+                "not Inception: compare values only with each other."})
+    tables.append({"title": "Blurbs (grounded generator)", "columns": ["metric", "value"],
+                   "rows": [[k, f"{v:.3f}" if isinstance(v, float) else str(v)] for k, v in _flat(bm).items()],
+                   "note": "Faithfulness: share of the blurb's content words found in the item's own text and reviews."})
+    hist = gen.image_gen.history
+    plots.append({"title": f"{image_generator} training losses", "svg": line_plot_svg({k: v for k, v in hist.items() if v})})
+    plots.append({"title": "Preview metrics", "svg": bar_plot_svg({
+        "identifiability top-1": ident["top1"], "identifiability top-5": ident["top5"],
+        "chance top-5": ident["chance_top5"]}, vmax=1.0)})
+    return {(u, i): (array_data_uri(res.images[j]), res.blurbs[j]) for j, (u, i) in enumerate(pairs)}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def _report_users(shown, catalog: CatalogData, train, test, enriched: pd.DataFrame, data: CatalogData,
+                  generated: dict | None = None) -> list[dict]:
     items = catalog.items.set_index("item_id")
     truth = test.groupby("user_id")["item_id"].agg(set)
     thumbs: dict[str, str | None] = {}
@@ -196,7 +280,9 @@ def _report_users(shown, catalog: CatalogData, train, test, enriched: pd.DataFra
         for _, r in recs.iterrows():
             feats = [(m, "-" if pd.isna(r[f"recgen_sim_{m}"]) else f"{r[f'recgen_sim_{m}']:.3f}")
                      for m in ("fused", "text", "image", "review")]
-            cards.append(card(r["item_id"], feats, hit=r["item_id"] in truth.get(u, set())))
+            c = card(r["item_id"], feats, hit=r["item_id"] in truth.get(u, set()))
+            c["preview"], c["blurb"] = (generated or {}).get((u, r["item_id"]), (None, None))
+            cards.append(c)
         note = ""
         if data.users is not None and "taste_categories" in data.users.columns:
             row = data.users.set_index("user_id").loc[u]

@@ -27,6 +27,8 @@ _TEMPLATE = """<!doctype html>
  .feat{color:#555;font-variant-numeric:tabular-nums} .hit{outline:3px solid #2a9d4b}
  .noimg{height:120px;display:flex;align-items:center;justify-content:center;color:#aaa;background:#fff}
  .label{font-size:.8rem;color:#666;margin:.4rem 0 .2rem} .note{color:#666;font-size:.85rem}
+ .card img.pv{height:72px;width:72px;image-rendering:pixelated} .blurb{font-style:italic;color:#333;margin:.2rem 0}
+ .card{width:170px}
 </style></head><body>
 <h1>{{ title }}</h1><p class="sub">{{ subtitle }}</p>
 {% for section in tables %}
@@ -34,6 +36,7 @@ _TEMPLATE = """<!doctype html>
 <table class="metrics"><tr>{% for c in section.columns %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for r in section.rows %}<tr>{% for v in r %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% endfor %}
+{% for p in plots %}<div style="display:inline-block;margin:0 1rem 1rem 0;vertical-align:top"><h3>{{ p.title }}</h3>{{ p.svg }}</div>{% endfor %}
 <h2>Users</h2><p class="note">History: the user's most recent items (newest first). Recommendations: recgen's
 top items by content similarity (seen items excluded), with the per-modality similarity features
 recgen adds for rankers. A green frame marks an item the user really interacted with later (held out).</p>
@@ -46,7 +49,7 @@ recgen adds for rankers. A green frame marks an item the user really interacted 
 """
 
 _CARD = """<div class="card{% if c.hit %} hit{% endif %}">{% if c.img %}<img src="{{ c.img }}" alt="{{ c.title }}">{% else %}<div class="noimg">no image</div>{% endif %}
-<div class="t" title="{{ c.title }}">{{ c.title }}</div><div class="feat">{{ c.item_id }}{% for k, v in c.features %}<br>{{ k }}: {{ v }}{% endfor %}</div></div>"""
+<div class="t" title="{{ c.title }}">{{ c.title }}</div>{% if c.preview %}<div class="label">generated preview</div><img class="pv" src="{{ c.preview }}" alt="preview">{% endif %}{% if c.blurb %}<div class="blurb">{{ c.blurb }}</div>{% endif %}<div class="feat">{{ c.item_id }}{% for k, v in c.features %}<br>{{ k }}: {{ v }}{% endfor %}</div></div>"""
 
 
 def thumbnail_data_uri(path: Any, size: int = 160) -> str | None:
@@ -66,7 +69,7 @@ def thumbnail_data_uri(path: Any, size: int = 160) -> str | None:
 
 
 def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequence[Mapping[str, Any]],
-                 users: Sequence[Mapping[str, Any]]) -> Path:
+                 users: Sequence[Mapping[str, Any]], plots: Sequence[Mapping[str, str]] | None = None) -> Path:
     """Render the report and write it atomically.
 
     Parameters
@@ -78,9 +81,10 @@ def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequenc
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     card_t = env.from_string(_CARD)
     env.globals["card"] = lambda c: jinja2.utils.markupsafe.Markup(card_t.render(c={
-        "hit": False, "features": [], **c}))
+        "hit": False, "features": [], "preview": None, "blurb": None, **c}))
     page = env.from_string(_TEMPLATE).render(
         title=title, subtitle=subtitle,
+        plots=[{"title": p["title"], "svg": jinja2.utils.markupsafe.Markup(p["svg"])} for p in (plots or [])],
         tables=[{"note": "", **t} for t in tables],
         users=[{"note": "", **u} for u in users],
     )
@@ -89,5 +93,50 @@ def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequenc
     return path
 
 
-def escape(text: str) -> str:
-    return html.escape(text)
+def array_data_uri(img) -> str:
+    """A uint8 (H, W, 3) array as a PNG data URI."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+
+
+def line_plot_svg(series: Mapping[str, Sequence[float]], *, width: int = 420, height: int = 220,
+                  xlabel: str = "epoch") -> str:
+    """A small inline SVG line chart (one line per series, each scaled to its own range, legend)."""
+    pad = 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" style="background:#fff;border:1px solid #ddd">']
+    for k, (name, ys) in enumerate(series.items()):
+        ys = [float(y) for y in ys if y == y]
+        if len(ys) < 2:
+            continue
+        lo, hi = min(ys), max(ys)
+        span = (hi - lo) or 1.0
+        pts = " ".join(f"{pad + i * (width - 2 * pad) / (len(ys) - 1):.1f},{height - pad - (y - lo) / span * (height - 2 * pad):.1f}"
+                       for i, y in enumerate(ys))
+        col = _COLOURS[k % len(_COLOURS)]
+        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
+        parts.append(f'<text x="{pad + 4}" y="{14 + 13 * k}" font-size="11" fill="{col}">{html.escape(name)} '
+                     f'({ys[0]:.3g} -> {ys[-1]:.3g})</text>')
+    parts.append(f'<text x="{width / 2:.0f}" y="{height - 8}" font-size="11" text-anchor="middle">{html.escape(xlabel)}</text></svg>')
+    return "".join(parts)
+
+
+def bar_plot_svg(values: Mapping[str, float], *, width: int = 420, bar_height: int = 22, vmax: float | None = None) -> str:
+    """A small inline SVG horizontal bar chart."""
+    vmax = vmax or max([abs(v) for v in values.values()] + [1e-9])
+    height = bar_height * len(values) + 10
+    label_w = 170
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" style="background:#fff;border:1px solid #ddd">']
+    for k, (name, v) in enumerate(values.items()):
+        y = 5 + k * bar_height
+        w = max(0.0, v) / vmax * (width - label_w - 50)
+        parts.append(f'<text x="4" y="{y + 15}" font-size="11">{html.escape(name)}</text>'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{bar_height - 8}" fill="{_COLOURS[k % len(_COLOURS)]}"/>'
+                     f'<text x="{label_w + w + 4:.1f}" y="{y + 15}" font-size="11">{v:.3f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgen.errors import UnknownIdError
+from recgen.errors import ArtifactError, ModelFitError, NotFittedError, UnknownIdError
+from recgen.generators.base import BlurbOutput
 from recgen.generators.grounded import GroundedBlurbConfig, GroundedBlurbGenerator, split_sentences
+from recgen.generators.peter import PeterBlurbGenerator, PeterConfig, target_tokens, tokenize
 
 DIM = 64
 
@@ -29,14 +31,17 @@ ITEMS = pd.DataFrame({
     "description": ["A red ceramic mug for coffee. It holds a large cup of tea.",
                     "A blue metal lamp for the desk. The bright bulb lights the whole room.", ""],
 })
+# a non-default index: provenance must name the caller's row labels
 REVIEWS = pd.DataFrame({
-    "item_id": ["A", "A", "B", "B"],
+    "item_id": ["A", "A", "B", "B", "C"],
     "text": ["The glaze is glossy and smooth to touch. Great gift for a friend.",
              "Handle broke after a week and it leaked badly.",
-             "Perfect reading light for late evenings.",
-             "Flickers constantly and buzzes."],
-    "rating": [5.0, 1.0, 5.0, 2.0],
-})
+             "Perfect reading light for late evenings. works with any bulb i tried.",
+             "Flickers constantly and buzzes.",
+             "Meh."],
+    "rating": [5.0, 1.0, 5.0, 2.0, 5.0],
+}, index=[10, 11, 12, 13, 14])
+ZERO = np.zeros((1, DIM), np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -44,73 +49,130 @@ def gen():
     return GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=2)).fit(ITEMS, REVIEWS, encode=encode)
 
 
-def own_sentences(item_id):
-    desc = ITEMS.set_index("item_id").at[item_id, "description"]
-    revs = REVIEWS[(REVIEWS["item_id"] == item_id) & (REVIEWS["rating"] >= 4)]["text"]
-    return set(split_sentences(desc)) | {s for t in revs for s in split_sentences(t)}
+def source_text(item_id, src):
+    if src == "description":
+        return ITEMS.set_index("item_id").at[item_id, "description"]
+    assert src.startswith("review:")
+    label = int(src.split(":")[1])
+    assert REVIEWS.at[label, "item_id"] == item_id and REVIEWS.at[label, "rating"] >= 4
+    return REVIEWS.at[label, "text"]
 
 
-def test_sentences_are_verbatim_own_and_traceable(gen):
-    out = gen.generate(["A", "B"], encode(["coffee glaze", "reading evenings"]))
-    for item_id, text, sources in zip(out.item_ids, out.texts, out.sources):
-        picked = split_sentences(text)
-        assert picked and set(picked) <= own_sentences(item_id)
-        assert len(sources) == len(picked)
-        for s, src in zip(picked, sources):
-            if src == "description":
-                assert s in ITEMS.set_index("item_id").at[item_id, "description"]
-            else:
-                assert s in REVIEWS.loc[int(src.split(":")[1]), "text"]
-    # low-rated review sentences are never used
-    every = " ".join(gen.generate(["A", "B"] * 3, encode(["handle broke leaked", "flickers buzzes"] * 3)).texts)
-    assert "broke" not in every and "Flickers" not in every
+def picked_sentences(gen, out, i):
+    """Map the blurb back to candidate sentences via its sources (verbatim by construction)."""
+    k = gen.item_ids_.index(out.item_ids[i])
+    cands = gen.sentences_[gen.ptr_[k]:gen.ptr_[k + 1]]
+    picked, rest = [], out.texts[i]
+    while rest:
+        match = [s for s in cands if rest.startswith(s) or rest.startswith(s[:1].upper() + s[1:])]
+        assert match, f"{rest!r} does not start with one of the item's sentences"
+        s = max(match, key=len)
+        picked.append(s)
+        rest = rest[len(s):].lstrip()
+    return picked
+
+
+def test_blurbs_are_verbatim_sentences_with_exact_provenance(gen):
+    queries = ["coffee glaze", "reading evenings", "glossy gift", "bulb room desk", "tea", "buzz"]
+    for q in queries:
+        out = gen.generate(["A", "B"], encode([q, q]))
+        assert isinstance(out, BlurbOutput) and out.item_ids == ["A", "B"]
+        for i, item_id in enumerate(out.item_ids):
+            picked = picked_sentences(gen, out, i)
+            assert 1 <= len(picked) <= 2 and len(picked) == len(out.sources[i])
+            for s, src in zip(picked, out.sources[i]):
+                assert s in source_text(item_id, src)  # the provenance holds this exact sentence
+            other = "B" if item_id == "A" else "A"
+            others = split_sentences(ITEMS.set_index("item_id").at[other, "description"]) + [
+                s for t in REVIEWS.loc[REVIEWS["item_id"] == other, "text"] for s in split_sentences(t)]
+            assert not any(s in out.texts[i] for s in others)
+
+
+def test_low_rated_review_sentences_are_never_used(gen):
+    assert "Handle broke" not in gen.sentences_ and not any("Flickers" in s for s in gen.sentences_)
+    out = gen.generate(["A", "B"] * 3, encode(["handle broke leaked badly", "flickers constantly buzzes"] * 3))
+    every = " ".join(out.texts).lower()
+    assert "broke" not in every and "flickers" not in every
+
+
+def test_without_ratings_every_review_is_used():
+    g = GroundedBlurbGenerator().fit(ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
+    assert "Handle broke after a week and it leaked badly." in g.sentences_
 
 
 def test_personalization_puts_the_closest_sentence_first(gen):
-    target = "Great gift for a friend."
-    out = gen.generate(["A"], encode([target]))
-    assert out.texts[0].startswith(target)
-    other = gen.generate(["A"], encode(["A red ceramic mug for coffee."]))
-    assert other.texts[0].startswith("A red ceramic mug for coffee.")
+    for item_id, target, src in (("A", "Great gift for a friend.", "review:10"),
+                                 ("A", "It holds a large cup of tea.", "description"),
+                                 ("B", "Perfect reading light for late evenings.", "review:12")):
+        out = gen.generate([item_id], encode([target]))
+        assert out.texts[0].startswith(target) and out.sources[0][0] == src
 
 
-def test_neutral_user_gets_first_description_sentence(gen):
-    out = gen.generate(["B"], np.zeros((1, DIM), np.float32))
+def test_neutral_user_gets_first_description_sentence_then_a_review(gen):
+    out = gen.generate(["B", "A"], np.zeros((2, DIM), np.float32))
     assert out.texts[0].startswith("A blue metal lamp for the desk.")
+    assert out.texts[1].startswith("A red ceramic mug for coffee.")
+    assert [s.split(":")[0] for s in out.sources[0]] == ["description", "review"]
 
 
-def test_title_fallback_limits_and_errors(gen):
-    assert gen.generate(["C"], np.zeros((1, DIM), np.float32)).texts == ["Plain thing"]
-    short = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=30)).fit(ITEMS, REVIEWS, encode=encode)
-    t = short.generate(["B"], np.zeros((1, DIM), np.float32)).texts[0]
-    assert len(t) <= 30 and t.endswith("…")
+def test_title_fallback_max_chars_and_errors(gen):
+    # C's only review is too short to be a sentence: the title is its one statement
+    out = gen.generate(["C"], ZERO)
+    assert out.texts == ["Plain thing"] and out.sources == [["title"]]
+    for cap in (40, 60, 100):
+        short = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=cap)).fit(ITEMS, REVIEWS, encode=encode)
+        for q in ("lamp desk", "reading", "bulb"):
+            out = short.generate(["B"], encode([q]))
+            assert len(out.texts[0]) <= cap and picked_sentences(short, out, 0)  # whole sentences only
+    tiny = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=20)).fit(ITEMS, REVIEWS, encode=encode)
+    assert len(tiny.generate(["A"], ZERO).texts[0]) <= 20  # nothing fits: cut at a word boundary
     with pytest.raises(UnknownIdError, match="Z"):
-        gen.generate(["Z"], np.zeros((1, DIM), np.float32))
+        gen.generate(["A", "Z"], np.zeros((2, DIM), np.float32))
+    with pytest.raises(KeyError):
+        gen.generate(["Z"], ZERO)
     with pytest.raises(ValueError, match="shape"):
-        gen.generate(["A", "B"], np.zeros((1, DIM), np.float32))
+        gen.generate(["A", "B"], ZERO)
+    with pytest.raises(NotFittedError):
+        GroundedBlurbGenerator().generate(["A"], ZERO)
+    with pytest.raises(ValueError, match="title"):
+        GroundedBlurbGenerator().fit(ITEMS.drop(columns="title"), REVIEWS, encode=encode)
+
+
+def test_deterministic_and_ties_broken_by_seed():
+    items = pd.DataFrame({"item_id": ["T"], "title": ["t"], "description": [""]})
+    reviews = pd.DataFrame({"item_id": ["T"] * 4, "rating": [5] * 4,
+                            "text": ["one two three.", "three two one.", "two one three.", "one three two."]})
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit(items, reviews, encode=encode)
+    u = encode(["one two three"])  # every sentence has the same bag of words: exact ties
+    firsts = {g.generate(["T"], u, seed=s).texts[0] for s in range(20)}
+    assert len(firsts) > 1
+    assert g.generate(["T"] * 3, np.repeat(u, 3, 0), seed=5).texts == [g.generate(["T"], u, seed=5).texts[0]] * 3
 
 
 def test_save_load_round_trip(gen, tmp_path):
     gen.save(tmp_path / "g")
     loaded = GroundedBlurbGenerator.load(tmp_path / "g")
-    u = encode(["coffee", "room"])
-    assert loaded.generate(["A", "B"], u).texts == gen.generate(["A", "B"], u).texts
+    u = encode(["coffee", "room", "glossy"])
+    a, b = loaded.generate(["A", "B", "A"], u), gen.generate(["A", "B", "A"], u)
+    assert (a.texts, a.sources) == (b.texts, b.sources)
+    (tmp_path / "g" / "sentences.json").write_text("{}")
+    with pytest.raises(ArtifactError):
+        GroundedBlurbGenerator.load(tmp_path / "g")
 
 
 def test_split_sentences_keeps_abbreviations():
-    assert split_sentences("Holds approx. three cups. Fits e.g. a bag!  Nice.") == [
-        "Holds approx. three cups.", "Fits e.g. a bag!", "Nice."]
+    assert split_sentences("Holds approx. three cups. fits e.g. a bag!  Nice.") == [
+        "Holds approx. three cups.", "fits e.g. a bag!", "Nice."]
+    assert split_sentences("I got a size M. It fits. 1.5 litres.\nNew line") == [
+        "I got a size M.", "It fits.", "1.5 litres.", "New line"]
 
 
 # ----------------------------------------------------------------------------- PETER
-from recgen.errors import ModelFitError, NotFittedError  # noqa: E402
-from recgen.generators.peter import PeterBlurbGenerator, PeterConfig  # noqa: E402
-
-
-def peter_data(n=120):
+def peter_data(n=200):
     rng = np.random.default_rng(0)
     lab = rng.integers(0, 2, n)
-    texts = ["the red mug is great for coffee ." if k == 0 else "the blue lamp is bright at night ." for k in lab]
+    texts = ["The red mug is great. I use it daily." if k == 0 else "The blue lamp is bright! Lovely at night."
+             for k in lab]
     items = np.eye(2, dtype=np.float32)[lab]
     users = np.zeros((n, 3), np.float32)
     return texts, users, items
@@ -118,7 +180,18 @@ def peter_data(n=120):
 
 def tiny_peter(**kw):
     return PeterConfig(**{"d_model": 32, "n_heads": 2, "n_layers": 1, "epochs": 30, "batch_size": 32,
-                          "min_freq": 1, "lr": 3e-3, "dropout": 0.0, **kw})
+                          "min_freq": 1, "lr": 3e-3, "dropout": 0.0, "max_len": 12, **kw})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; with two, OpenMP spin-waits stall on a busy 2-core box."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -127,31 +200,60 @@ def peter():
     return PeterBlurbGenerator(tiny_peter()).fit(texts, users, items)
 
 
+def test_peter_tokenizer_and_targets():
+    assert tokenize("Don't stop-gap, it's GREAT!") == ["don't", "stop-gap", ",", "it's", "great", "!"]
+    assert target_tokens("One two. Three four five.", 4) == (["one", "two", "."], True)
+    assert target_tokens("One two three four five.", 3) == (["one", "two", "three"], False)
+
+
 def test_peter_conditioning_on_item_vector(peter):
     out = peter.generate(np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32))
     assert "red" in out[0] and "blue" not in out[0]
     assert "blue" in out[1] and "red" not in out[1]
     assert peter.history["loss"][-1] < peter.history["loss"][0]
+    assert len(peter.history["loss"]) == len(peter.history["seconds"]) == 30
 
 
-def test_peter_determinism_and_save_load(peter, tmp_path):
-    items, users = np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32)
+def test_peter_shapes_determinism_and_save_load(peter, tmp_path):
+    items, users = np.eye(2, dtype=np.float32)[[0, 1, 1, 0, 1]], np.zeros((5, 3), np.float32)
     a = peter.generate(items, users, seed=1, temperature=1.0)
+    assert len(a) == 5 and all(isinstance(t, str) and t for t in a)
     assert a == peter.generate(items, users, seed=1, temperature=1.0)
+    assert all(len(tokenize(t)) <= 3 for t in peter.generate(items, users, max_len=3))
     peter.save(tmp_path / "p")
     loaded = PeterBlurbGenerator.load(tmp_path / "p")
     assert loaded.generate(items, users) == peter.generate(items, users)
-    out = loaded.generate_blurbs(["A", "B"], items, users)
-    assert out.item_ids == ["A", "B"] and out.sources == [[], []]
+    assert loaded.generate(items, users, seed=4, temperature=0.8) == peter.generate(items, users, seed=4,
+                                                                                    temperature=0.8)
+    out = loaded.generate_blurbs(list("ABCDE"), items, users, seed=0)
+    assert out.item_ids == list("ABCDE") and out.sources == [[]] * 5 and len(out.texts) == 5
 
 
-def test_peter_errors():
-    texts, users, items = peter_data(20)
+def test_peter_two_epochs_and_errors():
+    texts, users, items = peter_data(40)
+    g = PeterBlurbGenerator(tiny_peter(epochs=2)).fit(texts, users, items)
+    assert len(g.history["loss"]) == 2 and g.vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     with pytest.raises(ModelFitError, match="lower lr"):
         PeterBlurbGenerator(tiny_peter(lr=1e30, epochs=3)).fit(texts, users, items * 1e30)
     with pytest.raises(ValueError, match="paired"):
         PeterBlurbGenerator(tiny_peter()).fit(texts, users[:5], items)
+    with pytest.raises(ValueError, match="NaN"):
+        PeterBlurbGenerator(tiny_peter()).fit(texts, users * np.nan, items)
     with pytest.raises(NotFittedError):
         PeterBlurbGenerator().generate(items, users)
+    with pytest.raises(ValueError, match="shapes"):
+        g.generate(items[:2], users[:3])
     with pytest.raises(ValueError, match="divisible"):
         PeterConfig(d_model=30, n_heads=4)
+
+
+def test_peter_adaptive_softmax_for_large_vocabularies(tmp_path):
+    rng = np.random.default_rng(1)
+    words = [f"w{k}" for k in range(1500)]
+    texts = [" ".join(rng.choice(words, 8)) + "." for _ in range(600)]
+    users, items = np.zeros((600, 3), np.float32), rng.normal(size=(600, 4)).astype(np.float32)
+    g = PeterBlurbGenerator(tiny_peter(epochs=1, max_len=10)).fit(texts, users, items)
+    assert len(g.vocab) > 1000 and type(g._net.out).__name__ == "AdaptiveLogSoftmaxWithLoss"
+    g.save(tmp_path / "a")
+    out = PeterBlurbGenerator.load(tmp_path / "a").generate(items[:3], users[:3], seed=2, temperature=1.0)
+    assert out == g.generate(items[:3], users[:3], seed=2, temperature=1.0) and all(out)

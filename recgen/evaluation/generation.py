@@ -1,10 +1,15 @@
-"""Metrics for generated content: preview images (feature-space FID, identifiability,
-personalization) and blurbs (BLEU, ROUGE, USR, distinct-n, FMR, faithfulness).
+"""Metrics for generated content: preview images and blurbs.
 
-Image metrics take *features* (any image encoder's), not pixels, so they stay
-model-agnostic; recgen uses its own image-encoder features. BLEU and ROUGE come from
-sacrebleu and rouge-score (not re-implemented), reported on a 0-100 scale as in the
-explainable-recommendation papers (PETER: BLEU-1 24.33, ROUGE-L F 22.89 on TripAdvisor).
+Images: feature-space FID (:func:`frechet_distance`), identifiability (:func:`identifiability`)
+and personalization (:func:`personalization_gain`). They take *features* from any image
+encoder (recgen uses its own image-encoder features), never pixels, so they stay
+model-agnostic.
+
+Blurbs: BLEU (:func:`bleu`, sacrebleu) and ROUGE (:func:`rouge`, rouge-score) are delegated
+to the reference packages, not re-implemented, and reported on a 0-100 scale as in the
+explainable-recommendation papers (PETER, Li et al. 2021, reports BLEU-1 24.33 and
+ROUGE-L F 22.89 on TripAdvisor: percentages). USR, distinct-n, FMR and faithfulness are
+small enough to define here.
 """
 from __future__ import annotations
 
@@ -13,82 +18,203 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+__all__ = [
+    "blurb_report", "bleu", "bootstrap_ci", "distinct_n", "faithfulness", "feature_matching_ratio",
+    "frechet_distance", "identifiability", "personalization_gain", "rouge", "unique_sentence_ratio",
+]
+
 _WORD = re.compile(r"[a-z]+")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+# bootstrap resamples are drawn in chunks of about this many values (bounds memory at ~80 MB)
+_BOOT_CHUNK_VALUES = 10_000_000
 
 
+# ----------------------------------------------------------------------------- helpers
 def _feats(x: Any, name: str, min_rows: int = 1) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n, dim); got shape {arr.shape}")
     if len(arr) < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} rows; got {len(arr)}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"{name} has dim 0")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
     return arr
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
+    # zero rows stay zero (cosine 0 to everything) instead of becoming NaN
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a sequence of strings, not a single str")
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{name} is empty")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] must be a str; got {type(t).__name__}")
+    return texts
+
+
+def _check_parallel(other: Sequence[Any], name: str, n: int, of: str) -> None:
+    if isinstance(other, str):
+        raise TypeError(f"{name} must be a sequence with one entry per text, not a single str")
+    if len(other) != n:
+        raise ValueError(f"{name} has {len(other)} entries but {of} has {n}")
+
+
+def _check_references(references: Sequence[Sequence[str]], n: int) -> list[list[str]]:
+    _check_parallel(references, "references", n, "hypotheses")
+    out = []
+    for i, refs in enumerate(references):
+        if isinstance(refs, str):
+            raise TypeError(f"references[{i}] must be a list of reference strings, not a single str")
+        refs = list(refs)
+        if not refs:
+            raise ValueError(f"references[{i}] is empty; every hypothesis needs at least one reference")
+        for j, r in enumerate(refs):
+            if not isinstance(r, str):
+                raise TypeError(f"references[{i}][{j}] must be a str; got {type(r).__name__}")
+        out.append(refs)
+    return out
+
+
+def _check_ci(ci: float, n_boot: int) -> None:
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1); got {ci}")
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot}")
 
 
 # ----------------------------------------------------------------------------- images
 def frechet_distance(real_feats: np.ndarray, fake_feats: np.ndarray, *, eps: float = 1e-6) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (the FID formula).
 
-    ``||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))``. Computed in whatever feature
-    space the features come from: values are comparable only within one space (recgen's
-    image-encoder FID is not Inception-FID).
+    ``||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` with sample means and (unbiased)
+    sample covariances, computed in float64 in whatever feature space the features come from.
+
+    Absolute values are comparable only within one feature space and at similar sample
+    sizes (the estimate is biased upwards for small sets): recgen's image-encoder FID is
+    *not* Inception-FID and must not be compared with numbers from papers.
 
     Parameters
     ----------
-    real_feats : ndarray, shape (n, d), n >= 2
-    fake_feats : ndarray, shape (m, d), m >= 2
+    real_feats : ndarray, shape (n, d)
+        Features of real images, ``n >= 2``.
+    fake_feats : ndarray, shape (m, d)
+        Features of generated images, ``m >= 2``, same ``d``.
+    eps : float, default 1e-6
+        Added to both covariance diagonals when the matrix square root of their product is
+        not finite or has a non-negligible imaginary part (singular product), as in the
+        reference FID implementations (pytorch-fid, TTUR).
+
+    Returns
+    -------
+    float
+        The distance, ``>= 0`` (tiny negative round-off is clipped to 0).
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, fewer than 2 rows, NaN/inf, or a square root that stays complex even
+        after regularization.
     """
     from scipy import linalg
 
     r = _feats(real_feats, "real_feats", 2)
     f = _feats(fake_feats, "fake_feats", 2)
     if r.shape[1] != f.shape[1]:
-        raise ValueError(f"real_feats has dim {r.shape[1]} but fake_feats has dim {f.shape[1]}")
+        raise ValueError(f"fake_feats has dim {f.shape[1]}; real_feats has dim {r.shape[1]}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0; got {eps}")
     mu_r, mu_f = r.mean(0), f.mean(0)
-    s_r, s_f = np.cov(r, rowvar=False), np.cov(f, rowvar=False)
-    covmean, _ = linalg.sqrtm(s_r @ s_f, disp=False)
-    if not np.isfinite(covmean).all():  # singular product: regularize (as in the reference FID code)
+    s_r = np.atleast_2d(np.cov(r, rowvar=False))
+    s_f = np.atleast_2d(np.cov(f, rowvar=False))
+
+    def _sqrt(a: np.ndarray) -> np.ndarray | None:
+        root = linalg.sqrtm(a)
+        if not np.isfinite(root).all():
+            return None
+        if np.iscomplexobj(root) and not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
+            return None
+        return np.real(root)
+
+    covmean = _sqrt(s_r @ s_f)
+    if covmean is None:
         off = np.eye(len(s_r)) * eps
-        covmean = linalg.sqrtm((s_r + off) @ (s_f + off))
-    covmean = np.real(covmean)
-    return float(max(0.0, ((mu_r - mu_f) ** 2).sum() + np.trace(s_r) + np.trace(s_f) - 2 * np.trace(covmean)))
+        covmean = _sqrt((s_r + off) @ (s_f + off))
+        if covmean is None:
+            raise ValueError(f"the covariance product has no usable real square root even with eps={eps}; "
+                             "use more samples or a larger eps")
+    dist = ((mu_r - mu_f) ** 2).sum() + np.trace(s_r) + np.trace(s_f) - 2 * np.trace(covmean)
+    return float(max(0.0, dist))
 
 
 def identifiability(generated_feats: np.ndarray, item_feats: np.ndarray, own_rows: Sequence[int], *,
                     n_candidates: int = 100, ks: Sequence[int] = (1, 5), seed: int = 0) -> dict[str, float]:
-    """Does a preview retrieve its own item among ``n_candidates`` by image similarity?
+    """Does each generated preview retrieve its own item among ``n_candidates`` by image similarity?
 
-    For preview ``i`` the candidates are its own item ``item_feats[own_rows[i]]`` and
-    ``n_candidates - 1`` other items drawn at random (seeded); rank by cosine similarity.
+    For preview ``i`` the candidates are its own item ``item_feats[own_rows[i]]`` plus
+    ``n_candidates - 1`` other items drawn without replacement (seeded, never the own item);
+    candidates are ranked by cosine similarity to the preview. Ties with the own item are
+    broken at random (seeded), so a degenerate generator (e.g. constant features) scores at
+    chance rather than at 100%. With fewer than ``n_candidates`` items, all items are used.
+
+    Parameters
+    ----------
+    generated_feats : ndarray, shape (n, d)
+        Features of the generated previews.
+    item_feats : ndarray, shape (N, d)
+        Features of the real item images (the candidate pool), ``N >= 2``.
+    own_rows : array-like of int, shape (n,)
+        Row in ``item_feats`` of each preview's own item.
+    n_candidates : int, default 100
+        Candidates per preview, own item included (``>= 2``).
+    ks : sequence of int, default (1, 5)
+        Cut-offs for the hit rates.
+    seed : int, default 0
+        Seed for the distractor draws and tie-breaking.
 
     Returns
     -------
     dict
-        ``top{k}`` hit rates, ``chance_top{k}`` (= k / candidates) and ``n_candidates``.
+        ``top{k}`` (share of previews whose own item ranks in the top ``k``),
+        ``chance_top{k}`` (``min(1, k / n_candidates)``: the expected rate of a random
+        ranking), ``n_candidates`` (candidates actually used) and ``n`` (previews).
     """
     g = _unit(_feats(generated_feats, "generated_feats"))
     items = _unit(_feats(item_feats, "item_feats", 2))
-    own = np.asarray(own_rows, dtype=int)
-    if len(own) != len(g):
-        raise ValueError(f"own_rows has {len(own)} entries but generated_feats has {len(g)} rows")
+    if g.shape[1] != items.shape[1]:
+        raise ValueError(f"generated_feats has dim {g.shape[1]}; item_feats has dim {items.shape[1]}")
+    own = np.asarray(own_rows)
+    if own.ndim != 1 or len(own) != len(g):
+        raise ValueError(f"own_rows must have shape ({len(g)},) like generated_feats rows; got {own.shape}")
+    if not np.issubdtype(own.dtype, np.integer):
+        raise ValueError(f"own_rows must be integers; got dtype {own.dtype}")
     if ((own < 0) | (own >= len(items))).any():
-        raise ValueError(f"own_rows must index item_feats (0..{len(items) - 1})")
+        raise ValueError(f"own_rows must index item_feats (0..{len(items) - 1}); "
+                         f"got values in [{own.min()}, {own.max()}]")
+    if int(n_candidates) != n_candidates or n_candidates < 2:
+        raise ValueError(f"n_candidates must be an integer >= 2; got {n_candidates}")
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be a non-empty sequence of integers >= 1; got {ks}")
     n_c = min(int(n_candidates), len(items))
     rng = np.random.default_rng(seed)
-    ranks = np.empty(len(g), dtype=int)
+    ranks = np.empty(len(g), dtype=np.int64)
     for i, (vec, row) in enumerate(zip(g, own)):
-        others = np.delete(np.arange(len(items)), row)
-        cand = np.concatenate([[row], rng.choice(others, size=n_c - 1, replace=False)])
-        sims = items[cand] @ vec
-        ranks[i] = int((sims[1:] > sims[0]).sum())
-    out: dict[str, float] = {"n_candidates": n_c}
+        # draw from the N-1 other rows, then shift past the own row: excludes it without a copy
+        others = rng.choice(len(items) - 1, size=n_c - 1, replace=False)
+        others += others >= row
+        own_sim = items[row] @ vec
+        sims = items[others] @ vec
+        ties = int((sims == own_sim).sum())
+        ranks[i] = int((sims > own_sim).sum()) + (int(rng.integers(0, ties + 1)) if ties else 0)
+    out: dict[str, float] = {"n_candidates": n_c, "n": len(g)}
     for k in ks:
         out[f"top{k}"] = float(np.mean(ranks < k))
         out[f"chance_top{k}"] = min(1.0, k / n_c)
@@ -97,17 +223,46 @@ def identifiability(generated_feats: np.ndarray, item_feats: np.ndarray, own_row
 
 def bootstrap_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
                  statistic: Callable[..., Any] = np.mean) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``statistic`` (vectorized over resamples)."""
-    v = np.asarray(values, dtype=float)
+    """Percentile bootstrap confidence interval of ``statistic`` over ``values``.
+
+    Resamples are drawn with replacement and evaluated vectorized, in chunks that bound
+    memory.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (n,)
+        Observations (e.g. per-pair differences), ``n >= 1``, finite.
+    n_boot : int, default 1000
+        Number of bootstrap resamples.
+    seed : int, default 0
+    ci : float, default 0.95
+        Coverage; the interval is the ``(1-ci)/2`` and ``(1+ci)/2`` quantiles.
+    statistic : callable, default numpy.mean
+        Called as ``statistic(samples, axis=1)`` on a ``(b, n)`` array and must return shape
+        ``(b,)`` (numpy reductions such as ``np.mean`` / ``np.median`` do).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or not len(v):
         raise ValueError(f"values must be a non-empty 1-D sequence; got shape {v.shape}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1); got {ci}")
+    if not np.isfinite(v).all():
+        raise ValueError("values contains NaN or inf")
+    _check_ci(ci, n_boot)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(v), size=(n_boot, len(v)))
-    stats = statistic(v[idx], axis=1)
+    chunk = max(1, _BOOT_CHUNK_VALUES // len(v))
+    stats = []
+    for start in range(0, int(n_boot), chunk):
+        idx = rng.integers(0, len(v), size=(min(chunk, int(n_boot) - start), len(v)))
+        stats.append(np.asarray(statistic(v[idx], axis=1), dtype=np.float64).reshape(-1))
+    s = np.concatenate(stats)
+    if len(s) != n_boot:
+        raise ValueError(f"statistic must reduce axis 1 of a (b, n) array to shape (b,); got {len(s)} values "
+                         f"for {n_boot} resamples")
     a = (1 - ci) / 2
-    return float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
+    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
 
 
 def personalization_gain(personal_feats: np.ndarray, neutral_feats: np.ndarray,
@@ -115,148 +270,290 @@ def personalization_gain(personal_feats: np.ndarray, neutral_feats: np.ndarray,
                          ci: float = 0.95) -> dict[str, float]:
     """How much closer personalized previews are to the user's history than neutral ones.
 
-    Per pair: ``sim_p`` = mean cosine similarity of the personalized preview to the user's
-    history images, ``sim_n`` the same for the neutral preview (same item, same seed, no
-    user). Returns the mean of ``sim_p - sim_n``, its percentile bootstrap CI over pairs,
-    a Wilcoxon signed-rank p-value, and n.
+    For pair ``i``: ``sim_p`` = mean cosine similarity of ``personal_feats[i]`` to the rows of
+    ``history_feats[i]`` (the user's history images), ``sim_n`` the same for
+    ``neutral_feats[i]`` (same item and seed, neutral user vector). The gain is
+    ``sim_p - sim_n``, averaged over pairs.
+
+    Parameters
+    ----------
+    personal_feats : ndarray, shape (n, d)
+        Features of the personalized previews.
+    neutral_feats : ndarray, shape (n, d)
+        Features of the matching neutral previews.
+    history_feats : sequence of n ndarrays, each shape (h_i, d), h_i >= 1
+        Image features of each pair's user history.
+    n_boot, seed, ci
+        Bootstrap settings (see :func:`bootstrap_ci`); resampling is over pairs.
+
+    Returns
+    -------
+    dict
+        ``mean_diff`` (mean gain), ``ci_low`` / ``ci_high`` (percentile bootstrap CI of the
+        mean gain), ``p_value`` (two-sided Wilcoxon signed-rank test of the paired gains,
+        zeros dropped; 1.0 when fewer than 2 non-zero gains), ``sim_personal`` /
+        ``sim_neutral`` (mean ``sim_p`` / ``sim_n``) and ``n`` (pairs).
     """
     from scipy import stats
 
     p = _unit(_feats(personal_feats, "personal_feats"))
     q = _unit(_feats(neutral_feats, "neutral_feats"))
-    if p.shape != q.shape or len(history_feats) != len(p):
-        raise ValueError(f"personal_feats {p.shape}, neutral_feats {q.shape} and history_feats "
-                         f"({len(history_feats)} users) must describe the same pairs")
-    diffs = []
+    if q.shape != p.shape:
+        raise ValueError(f"neutral_feats has shape {q.shape}; personal_feats has shape {p.shape}")
+    _check_parallel(history_feats, "history_feats", len(p), "personal_feats")
+    sim_p = np.empty(len(p))
+    sim_n = np.empty(len(p))
     for i, h in enumerate(history_feats):
-        h = _unit(_feats(h, f"history_feats[{i}]"))
-        diffs.append(float((h @ p[i]).mean() - (h @ q[i]).mean()))
-    d = np.asarray(diffs)
+        h = _feats(h, f"history_feats[{i}]")
+        if h.shape[1] != p.shape[1]:
+            raise ValueError(f"history_feats[{i}] has dim {h.shape[1]}; personal_feats has dim {p.shape[1]}")
+        h = _unit(h)
+        sim_p[i], sim_n[i] = (h @ p[i]).mean(), (h @ q[i]).mean()
+    d = sim_p - sim_n
     low, high = bootstrap_ci(d, n_boot=n_boot, seed=seed, ci=ci)
     nonzero = d[d != 0]
     pval = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else 1.0
-    return {"mean_diff": float(d.mean()), "ci_low": low, "ci_high": high, "p_value": pval, "n": int(len(d))}
+    return {"mean_diff": float(d.mean()), "ci_low": low, "ci_high": high, "p_value": pval,
+            "sim_personal": float(sim_p.mean()), "sim_neutral": float(sim_n.mean()), "n": int(len(d))}
 
 
 # ----------------------------------------------------------------------------- texts
-def _check_texts(hypotheses: Sequence[str], references: Sequence[Sequence[str]] | None = None) -> None:
-    if isinstance(hypotheses, str) or any(not isinstance(h, str) for h in hypotheses):
-        raise TypeError("hypotheses must be a sequence of strings")
-    if references is not None:
-        if len(references) != len(hypotheses):
-            raise ValueError(f"references has {len(references)} entries but hypotheses has {len(hypotheses)}")
-        for i, refs in enumerate(references):
-            if isinstance(refs, str) or not len(refs):
-                raise ValueError(f"references[{i}] must be a non-empty list of strings")
+def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, n: int,
+         lowercase: bool = True) -> float:
+    """Corpus BLEU-``n`` on a 0-100 scale, computed by sacrebleu.
 
+    ``sacrebleu.metrics.BLEU(max_ngram_order=n, smooth_method="none")``: classic corpus BLEU
+    (uniform weights over 1..n-gram precisions, brevity penalty against the closest
+    reference length), unsmoothed like the BLEU of PETER/NRT. Tokenization is sacrebleu's
+    default ``13a``.
 
-def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, n: int = 4) -> float:
-    """Corpus BLEU-``n`` (0-100) with sacrebleu; several references per hypothesis allowed.
+    Parameters
+    ----------
+    hypotheses : sequence of str, length H
+        Generated texts.
+    references : sequence of H sequences of str
+        One or more references per hypothesis; the number may vary. sacrebleu wants
+        reference *streams* (stream ``j`` = the ``j``-th reference of every hypothesis), so
+        the lists are transposed and missing entries are passed as ``None``, which sacrebleu
+        skips (its documented way to give a variable number of references).
+    n : int
+        Maximum n-gram order (1 for BLEU-1, 4 for BLEU-4).
+    lowercase : bool, default True
+        Case-insensitive matching (the review corpora of the papers are lowercased).
 
-    sacrebleu takes references as parallel streams; hypotheses with fewer references than
-    the maximum are padded with their first reference (which leaves their matches unchanged).
+    Returns
+    -------
+    float
+        BLEU in [0, 100]; 0 when some order up to ``n`` has no match at all.
     """
     from sacrebleu.metrics import BLEU
 
-    _check_texts(hypotheses, references)
-    width = max(len(r) for r in references)
-    streams = [[list(r)[j] if j < len(r) else list(r)[0] for r in references] for j in range(width)]
-    return float(BLEU(max_ngram_order=n, effective_order=True).corpus_score(list(hypotheses), streams).score)
+    hyps = _check_texts(hypotheses, "hypotheses")
+    refs = _check_references(references, len(hyps))
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n}")
+    width = max(len(r) for r in refs)
+    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(width)]
+    metric = BLEU(max_ngram_order=int(n), smooth_method="none", lowercase=lowercase)
+    return float(metric.corpus_score(hyps, streams).score)
 
 
 def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
-    """ROUGE-1/2/L precision, recall and F (0-100) with rouge-score (Porter stemming).
+    """ROUGE-1/2/L precision, recall and F on a 0-100 scale, computed by rouge-score.
 
-    With several references, each hypothesis takes the reference giving the best F (per
-    measure), as is usual for multi-reference ROUGE; scores are averaged over hypotheses.
+    ``rouge_score.rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)``
+    (lowercased alphanumeric tokens, Porter stemming). With several references, each
+    hypothesis is scored against the reference with the highest F, separately per measure
+    (``RougeScorer.score_multi``); precision and recall come from that same reference. The
+    per-hypothesis scores are averaged (macro average).
+
+    Parameters
+    ----------
+    hypotheses : sequence of str, length H
+    references : sequence of H non-empty sequences of str
+
+    Returns
+    -------
+    dict
+        ``rouge1_p``, ``rouge1_r``, ``rouge1_f``, ``rouge2_*`` and ``rougeL_*``, each in [0, 100].
     """
     from rouge_score import rouge_scorer
 
-    _check_texts(hypotheses, references)
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    acc = {f"{m}_{s}": 0.0 for m in ("rouge1", "rouge2", "rougeL") for s in ("p", "r", "f")}
-    for hyp, refs in zip(hypotheses, references):
-        scores = [scorer.score(ref, hyp) for ref in refs]
-        for m in ("rouge1", "rouge2", "rougeL"):
-            best = max(scores, key=lambda s: s[m].fmeasure)[m]
-            acc[f"{m}_p"] += best.precision
-            acc[f"{m}_r"] += best.recall
-            acc[f"{m}_f"] += best.fmeasure
-    n = max(len(hypotheses), 1)
-    return {k: 100 * v / n for k, v in acc.items()}
+    hyps = _check_texts(hypotheses, "hypotheses")
+    refs = _check_references(references, len(hyps))
+    types = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
+    acc = {f"{m}_{s}": 0.0 for m in types for s in ("p", "r", "f")}
+    for hyp, rs in zip(hyps, refs):
+        best = scorer.score_multi(rs, hyp)
+        for m in types:
+            acc[f"{m}_p"] += best[m].precision
+            acc[f"{m}_r"] += best[m].recall
+            acc[f"{m}_f"] += best[m].fmeasure
+    return {k: 100.0 * v / len(hyps) for k, v in acc.items()}
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
 
 
 def unique_sentence_ratio(texts: Sequence[str]) -> float:
-    """USR (PETER): distinct generated texts / all generated texts."""
-    _check_texts(texts)
-    return len(set(texts)) / len(texts) if texts else 0.0
+    """USR (PETER): number of distinct generated texts / number of generated texts.
+
+    Two texts are the same sentence when their lowercased word/punctuation token sequences
+    are equal (PETER compares token sequences), so case and spacing differences do not
+    count as diversity.
+
+    Parameters
+    ----------
+    texts : sequence of str, length >= 1
+
+    Returns
+    -------
+    float
+        In (0, 1]; 1 means every text is different.
+    """
+    texts = _check_texts(texts, "texts")
+    return len({tuple(_tokens(t)) for t in texts}) / len(texts)
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct-n: distinct n-grams / total n-grams over the corpus (lowercased word/punct tokens)."""
-    _check_texts(texts)
-    grams = []
+    """Distinct-n (DIV): distinct n-grams / total n-grams, pooled over the whole corpus.
+
+    Tokens are lowercased words (``\\w+``) and single punctuation marks; n-grams do not cross
+    text boundaries.
+
+    Parameters
+    ----------
+    texts : sequence of str, length >= 1
+    n : int, >= 1
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0.0 when no text has ``n`` tokens.
+    """
+    texts = _check_texts(texts, "texts")
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n}")
+    n = int(n)
+    grams: list[tuple[str, ...]] = []
     for t in texts:
-        toks = _TOKEN.findall(t.lower())
+        toks = _tokens(t)
         grams += [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def feature_matching_ratio(texts: Sequence[str], features: Sequence[str]) -> float:
-    """FMR (PETER): share of texts that mention their item's feature word (case-insensitive, whole word)."""
-    _check_texts(texts)
-    if len(features) != len(texts):
-        raise ValueError(f"features has {len(features)} entries but texts has {len(texts)}")
-    hits = [bool(f) and re.search(rf"\b{re.escape(f.lower())}", t.lower()) is not None for t, f in zip(texts, features)]
-    return float(np.mean(hits)) if hits else 0.0
+    """FMR (PETER): share of texts that mention their own item's feature.
+
+    A text matches when it contains ``features[i]`` as a whole word or phrase
+    (case-insensitive, word boundaries on both sides: "fit" does not match "fitted").
+
+    Parameters
+    ----------
+    texts : sequence of str, length H
+    features : sequence of H non-empty str
+        The feature word (or phrase) of each text's item.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    texts = _check_texts(texts, "texts")
+    _check_parallel(features, "features", len(texts), "texts")
+    hits = []
+    for i, (t, f) in enumerate(zip(texts, features)):
+        if not isinstance(f, str) or not f.strip():
+            raise ValueError(f"features[{i}] must be a non-empty str; got {f!r}")
+        # lookarounds rather than \b so features that start/end with punctuation ("c++") work
+        pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in f.lower().split()) + r"(?!\w)"
+        hits.append(re.search(pattern, t.lower()) is not None)
+    return float(np.mean(hits))
 
 
 def _content_words(text: str) -> list[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    # single letters are mostly contraction debris ("don't" -> "don", "t")
     return [w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and len(w) > 1]
 
 
-def faithfulness(texts: Sequence[str], source_texts: Sequence[str]) -> dict[str, Any]:
-    """Share of each blurb's content words that occur in its item's own text and reviews.
+def _stem(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 2 else word
 
-    Content words are lowercased alphabetic tokens outside scikit-learn's English stop-word
-    list; a word also counts as supported when it matches after dropping a trailing "s".
+
+def faithfulness(texts: Sequence[str], source_texts: Sequence[str]) -> dict[str, Any]:
+    """Share of each blurb's content words that occur in its own item's text and reviews.
+
+    Content words are lowercased alphabetic tokens of two or more letters that are not in
+    scikit-learn's ``ENGLISH_STOP_WORDS``. A blurb word is supported when it occurs among the
+    content words of ``source_texts[i]``, also after dropping one trailing "s" from either
+    side ("mugs" ~ "mug"). The share counts word occurrences; a blurb without content words
+    counts as fully supported (it asserts nothing).
+
+    Parameters
+    ----------
+    texts : sequence of str, length H
+        Generated blurbs.
+    source_texts : sequence of H str
+        Each blurb's item text (title, description, attributes) and reviews, concatenated.
 
     Returns
     -------
     dict
-        ``mean`` (average share), ``all_supported`` (share of blurbs at 100%) and
-        ``unsupported`` (per blurb, the words not found in its sources).
+        ``mean`` (average share over blurbs, target 1.0), ``all_supported`` (share of blurbs
+        at 100%), ``per_text`` (list of H shares) and ``unsupported`` (list of H lists: the
+        distinct unsupported words of each blurb, in order of appearance, so a reader sees
+        what was invented).
     """
-    _check_texts(texts)
-    if len(source_texts) != len(texts):
-        raise ValueError(f"source_texts has {len(source_texts)} entries but texts has {len(texts)}")
+    texts = _check_texts(texts, "texts")
+    _check_parallel(source_texts, "source_texts", len(texts), "texts")
     shares, unsupported = [], []
-    for t, src in zip(texts, source_texts):
-        vocab = set(_content_words(src))
-        vocab |= {w.rstrip("s") for w in vocab}
+    for i, (t, src) in enumerate(zip(texts, source_texts)):
+        if not isinstance(src, str):
+            raise TypeError(f"source_texts[{i}] must be a str; got {type(src).__name__}")
+        vocab = {_stem(w) for w in _content_words(src)}
         words = _content_words(t)
-        missing = [w for w in words if w not in vocab and w.rstrip("s") not in vocab]
+        missing = [w for w in words if _stem(w) not in vocab]
         shares.append(1.0 - len(missing) / len(words) if words else 1.0)
-        unsupported.append(missing)
-    return {"mean": float(np.mean(shares)) if shares else 0.0,
-            "all_supported": float(np.mean([s == 1.0 for s in shares])) if shares else 0.0,
-            "unsupported": unsupported}
+        unsupported.append(list(dict.fromkeys(missing)))
+    return {"mean": float(np.mean(shares)), "all_supported": float(np.mean([s == 1.0 for s in shares])),
+            "per_text": shares, "unsupported": unsupported}
 
 
 def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
-                 features: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> dict[str, float]:
-    """All blurb metrics at once: BLEU-1/4, ROUGE-1/2/L F, USR, distinct-1/2, FMR, faithfulness."""
+                 features: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> dict[str, Any]:
+    """All blurb metrics at once.
+
+    Parameters
+    ----------
+    hypotheses : sequence of str, length H
+    references : sequence of H non-empty sequences of str
+    features : sequence of H str, optional
+        Item feature words; adds ``fmr``.
+    sources : sequence of H str, optional
+        Item text + reviews; adds ``faithfulness``, ``faithful_all`` and
+        ``unsupported`` (see :func:`faithfulness`).
+
+    Returns
+    -------
+    dict
+        ``bleu1``, ``bleu4`` (0-100), ``rouge1_f``, ``rouge2_f``, ``rougeL_f`` (0-100), ``usr``,
+        ``distinct1``, ``distinct2`` (0-1), ``n``; plus the optional keys above.
+    """
     r = rouge(hypotheses, references)
-    out = {"bleu1": bleu(hypotheses, references, n=1), "bleu4": bleu(hypotheses, references, n=4),
-           "rouge1_f": r["rouge1_f"], "rouge2_f": r["rouge2_f"], "rougeL_f": r["rougeL_f"],
-           "usr": unique_sentence_ratio(hypotheses), "distinct1": distinct_n(hypotheses, 1),
-           "distinct2": distinct_n(hypotheses, 2), "n": len(hypotheses)}
+    out: dict[str, Any] = {
+        "bleu1": bleu(hypotheses, references, n=1), "bleu4": bleu(hypotheses, references, n=4),
+        "rouge1_f": r["rouge1_f"], "rouge2_f": r["rouge2_f"], "rougeL_f": r["rougeL_f"],
+        "usr": unique_sentence_ratio(hypotheses), "distinct1": distinct_n(hypotheses, 1),
+        "distinct2": distinct_n(hypotheses, 2), "n": len(hypotheses)}
     if features is not None:
         out["fmr"] = feature_matching_ratio(hypotheses, features)
     if sources is not None:
         f = faithfulness(hypotheses, sources)
         out["faithfulness"] = f["mean"]
         out["faithful_all"] = f["all_supported"]
+        out["unsupported"] = f["unsupported"]
     return out

@@ -64,7 +64,7 @@ class GenerationConfig:
     blurb_overrides: dict[str, Any] = field(default_factory=dict)
     pairs_per_item: int = 4
     cond_dropout: float = 0.3
-    user_guidance: float = 2.0
+    user_guidance: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
