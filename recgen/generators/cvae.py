@@ -1,16 +1,27 @@
 """Conditional VAE preview generator, with an optional cGAN (projection discriminator) term.
 
-The decoder draws an image from a latent sample and a condition vector made from the
-item's vectors and the user's taste vector. With ``adversarial_weight > 0`` a projection
-discriminator (Miyato & Koyama, 2018: ``D(x, c) = psi(phi(x)) + <embed(c), phi(x)>``) is
-trained with the hinge loss and its adversarial term is added to the decoder's loss, which
-sharpens the blurry averages a pure VAE produces.
+The decoder draws an image from a latent sample and a condition vector
+``h = MLP(concat(item_cond, user_cond))`` made from the item's vectors and the user's taste
+vector; the encoder ``q(z | x, h)`` is used for training (and :meth:`CVAEGenerator.reconstruct`).
+With ``adversarial_weight > 0`` a projection discriminator (Miyato & Koyama, 2018:
+``D(x, c) = psi(phi(x)) + <embed(c), phi(x)>``) is trained with the hinge loss, and its
+adversarial term is added to the decoder's loss, which sharpens the blurry averages a pure
+VAE produces (the registry calls this preset ``"cgan"``).
+
+The adversarial term is weighted adaptively (after Esser et al. 2021, VQGAN): its gradient at
+the decoder's output logits is rescaled to ``adversarial_weight`` times the reconstruction gradient
+there, so the same weight means the same thing for every image size and loss scale.
+
+Training is reproducible: initialization is seeded, and each epoch draws its shuffling
+order and noise from a ``torch.Generator`` seeded with ``(seed, epoch)``, so a run resumed
+from an epoch checkpoint ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +33,15 @@ from recgen.errors import ArtifactError, ModelFitError, NotFittedError
 log = logging.getLogger(__name__)
 
 _KIND = "cvae-generator"
+_WEIGHTS = "weights.safetensors"
+_DISC = "discriminator.safetensors"
+_OPTIM = "optimizer.safetensors"
+# fields that may differ between the config of a resumed fit and its checkpoint
+_RESUME_FREE = ("epochs", "device", "cond_dim")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -31,104 +51,128 @@ class CVAEConfig:
     Attributes
     ----------
     image_size : int
-        Square output size, a power of two >= 16 (64 on CPU by default).
+        Square output size, a power of two >= 16. The networks have ``log2(image_size) - 2``
+        stride-2 stages (64 -> 4 stages, down to 4x4).
     latent_dim : int
+        Size of z.
     base_channels : int
-        Channels of the first conv stage (doubled per stage, capped at 8x).
+        Channels of the first conv stage, doubled per stage and capped at 4x.
+    cond_dim : int, optional
+        Width of ``concat(item_cond, user_cond)``; set by :meth:`CVAEGenerator.fit` from
+        the inputs (a value given here must match them).
     cond_hidden : int
-        Width of the condition MLP.
+        Width of the condition MLP (the vector both encoder and decoder see).
     beta : float
-        KL weight (reached after ``warmup_epochs`` of linear warm-up).
+        KL weight, reached after ``warmup_epochs`` of linear warm-up.
     warmup_epochs : int
+        0 = full ``beta`` from the first epoch.
     epochs, batch_size : int
+        Default number of epochs of :meth:`CVAEGenerator.fit`; images per step (>= 2,
+        batch norm needs two).
     lr : float
-        Adam learning rate of the VAE.
+        Adam learning rate of condition MLP, encoder and decoder.
+    recon_loss : {"mse", "bce"}
+        Reconstruction loss, summed over the pixels of an image and averaged over the batch.
     adversarial_weight : float
-        0 = plain cVAE; > 0 adds the projection-discriminator hinge loss (the "cgan" preset).
+        0 = plain cVAE; > 0 adds the projection discriminator and the generator's hinge
+        adversarial term, scaled adaptively (see the module docstring).
     disc_lr : float
+        Adam learning rate of the discriminator (betas 0.0, 0.9).
     seed : int
+        Seeds initialization, shuffling and the training noise.
     device : str, optional
-        Torch device; CUDA when available by default.
+        Torch device; CUDA when available, else CPU.
     """
 
     image_size: int = 64
     latent_dim: int = 32
     base_channels: int = 32
+    cond_dim: int | None = None
     cond_hidden: int = 128
     beta: float = 0.5
     warmup_epochs: int = 5
     epochs: int = 30
     batch_size: int = 64
     lr: float = 2e-3
+    recon_loss: str = "mse"
     adversarial_weight: float = 0.0
     disc_lr: float = 2e-4
     seed: int = 0
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size & (self.image_size - 1):
-            raise ValueError(f"image_size must be a power of two >= 16; got {self.image_size}")
-        for name in ("latent_dim", "base_channels", "cond_hidden", "epochs", "batch_size"):
-            if getattr(self, name) < 1 and not (name == "epochs" and getattr(self, name) == 0):
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        for name in ("beta", "adversarial_weight", "lr", "disc_lr"):
+        s = self.image_size
+        if not _is_int(s) or s < 16 or s & (s - 1):
+            raise ValueError(f"image_size must be a power of two >= 16 (16, 32, 64, 128, ...); got {s!r}")
+        for name, low in (("latent_dim", 1), ("base_channels", 1), ("cond_hidden", 1), ("batch_size", 2),
+                          ("epochs", 0), ("warmup_epochs", 0), ("seed", 0)):
             v = getattr(self, name)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be finite and >= 0; got {v}")
+            if not _is_int(v) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
+        if self.cond_dim is not None and (not _is_int(self.cond_dim) or self.cond_dim < 1):
+            raise ValueError(f"cond_dim must be None or an integer >= 1; got {self.cond_dim!r}")
+        for name, positive in (("lr", True), ("disc_lr", True), ("beta", False), ("adversarial_weight", False)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                    or (positive and v == 0):
+                raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {v!r}")
+        if self.recon_loss not in ("mse", "bce"):
+            raise ValueError(f"recon_loss must be 'mse' or 'bce'; got {self.recon_loss!r}")
+        if self.device is not None and (not isinstance(self.device, str) or not self.device):
+            raise ValueError(f"device must be None or a torch device string ('cpu', 'cuda'); got {self.device!r}")
+
+    @property
+    def stages(self) -> int:
+        """Number of stride-2 stages (image_size -> 4x4)."""
+        return int(math.log2(self.image_size)) - 2
 
 
 def _modules(cfg: CVAEConfig, cond_dim: int):
+    """(condition MLP, encoder, decoder, discriminator or None) for ``cfg``."""
     import torch
     import torch.nn as nn
 
-    stages = int(math.log2(cfg.image_size)) - 2  # down to 4x4
-    chans = [min(cfg.base_channels * 2 ** i, cfg.base_channels * 8) for i in range(stages)]
-
-    class CondNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(cond_dim, cfg.cond_hidden), nn.SiLU(),
-                                     nn.Linear(cfg.cond_hidden, cfg.cond_hidden))
-
-        def forward(self, c):
-            return self.net(c)
-
-    def down(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
-
-    def up(cin, cout):
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1),
-                             nn.BatchNorm2d(cout), nn.SiLU())
+    chans = [min(cfg.base_channels * 2 ** i, cfg.base_channels * 4) for i in range(cfg.stages)]
 
     class Encoder(nn.Module):
         def __init__(self):
             super().__init__()
             layers, cin = [], 3
-            for c in chans:
-                layers.append(down(cin, c))
+            for c in chans:  # stride-2 4x4 convs: 2.25x cheaper than pool/upsample + 3x3 on CPU
+                layers += [nn.Conv2d(cin, c, 4, 2, 1), nn.LeakyReLU(0.2)]
                 cin = c
             self.conv = nn.Sequential(*layers)
             self.head = nn.Linear(cin * 16 + cfg.cond_hidden, 2 * cfg.latent_dim)
 
         def forward(self, x, h):
             mu, logvar = self.head(torch.cat([self.conv(x).flatten(1), h], 1)).chunk(2, dim=1)
-            return mu, logvar.clamp(-10, 10)
+            return mu, logvar.clamp(-10, 10)  # keeps exp(logvar) finite early in training
 
     class Decoder(nn.Module):
         def __init__(self):
             super().__init__()
             self.c0 = chans[-1]
-            self.fc = nn.Linear(cfg.latent_dim + cfg.cond_hidden, self.c0 * 16)
-            layers, cin = [], self.c0
+            self.fc = nn.Sequential(nn.Linear(cfg.latent_dim + cfg.cond_hidden, self.c0 * 16), nn.SiLU())
+            ups, films, cin = [], [], self.c0
             for c in reversed(chans[:-1]):
-                layers.append(up(cin, c))
+                ups.append(nn.ConvTranspose2d(cin, c, 4, 2, 1))
+                films.append(nn.Linear(cfg.cond_hidden, 2 * c))
                 cin = c
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, 3, 3, 1, 1)]
-            self.deconv = nn.Sequential(*layers)
+            self.ups, self.films = nn.ModuleList(ups), nn.ModuleList(films)
+            # kernel 4 / stride 2: every output pixel gets the same number of taps (no checkerboard)
+            self.out = nn.ConvTranspose2d(cin, 3, 4, 2, 1)
+            self.out_shift = nn.Linear(cfg.cond_hidden, 3)  # per-image colour cast from the condition
+            self.act = nn.SiLU()
 
         def forward(self, z, h):
-            x = self.fc(torch.cat([z, h], 1)).view(-1, self.c0, 4, 4)
-            return torch.sigmoid(self.deconv(x))
+            """Logits of the image, (n, 3, S, S)."""
+            x = self.fc(torch.cat([z, h], 1)).view(-1, self.c0, 4, 4).contiguous(memory_format=torch.channels_last)
+            for up, film in zip(self.ups, self.films):
+                # FiLM: the condition modulates every scale, so the decoder learns to use it
+                # quickly instead of letting z carry what the condition already says
+                scale, shift = film(h)[:, :, None, None].chunk(2, dim=1)
+                x = self.act(up(x) * (1 + scale) + shift)
+            return self.out(x) + self.out_shift(h)[:, :, None, None]
 
     class Discriminator(nn.Module):
         def __init__(self):
@@ -140,17 +184,32 @@ def _modules(cfg: CVAEConfig, cond_dim: int):
                 cin = c
             self.phi = nn.Sequential(*layers)
             self.psi = sn(nn.Linear(cin, 1))
-            self.embed = sn(nn.Linear(cond_dim, cin))
+            self.embed = sn(nn.Linear(cond_dim, cin, bias=False))
 
         def forward(self, x, c):
             f = self.phi(x).sum(dim=(2, 3))
             return self.psi(f).squeeze(1) + (self.embed(c) * f).sum(1)
 
-    return CondNet(), Encoder(), Decoder(), (Discriminator() if cfg.adversarial_weight > 0 else None)
+    cond = nn.Sequential(nn.Linear(cond_dim, cfg.cond_hidden), nn.SiLU(), nn.Linear(cfg.cond_hidden, cfg.cond_hidden))
+    disc = Discriminator() if cfg.adversarial_weight > 0 else None
+    return cond, Encoder(), Decoder(), disc
 
 
 class CVAEGenerator:
     """Conditional VAE (optionally + cGAN head) that draws previews from item and user vectors.
+
+    Registry names: ``"cvae"`` (``adversarial_weight=0``) and ``"cgan"`` (``> 0``).
+
+    Attributes
+    ----------
+    config : CVAEConfig
+        A copy of the config given, with ``cond_dim`` filled in by :meth:`fit`.
+    item_dim, user_dim : int or None
+        Widths of ``item_cond`` and ``user_cond`` seen at fit.
+    history : dict of str to list of float
+        Per-epoch means: ``loss``, ``recon``, ``kl`` (and ``d_loss``, ``g_adv`` when adversarial).
+    epochs_done : int
+        Epochs trained so far (the checkpoint's epoch counter).
 
     Examples
     --------
@@ -159,13 +218,14 @@ class CVAEGenerator:
     """
 
     def __init__(self, config: CVAEConfig | None = None) -> None:
-        self.config = config or CVAEConfig()
+        self.config = replace(config) if config is not None else CVAEConfig()
+        self._cond_dim_given = self.config.cond_dim  # fit() fills config.cond_dim; a refit may change it
         self.item_dim: int | None = None
         self.user_dim: int | None = None
         self.history: dict[str, list[float]] = {}
         self.epochs_done = 0
-        self._nets = None
-        self._opts = None
+        self._nets: dict[str, Any] | None = None
+        self._opts: dict[str, Any] | None = None
 
     @property
     def device(self) -> str:
@@ -173,59 +233,108 @@ class CVAEGenerator:
 
         return pick_device(self.config.device)
 
+    @property
+    def adversarial(self) -> bool:
+        return self.config.adversarial_weight > 0
+
     # --------------------------------------------------------------- validation
-    def _inputs(self, images, item_cond, user_cond):
-        x = None
-        if images is not None:
-            x = self._images(images)
-        ic = np.asarray(item_cond, dtype=np.float32)
-        uc = np.asarray(user_cond, dtype=np.float32)
-        if ic.ndim != 2:
-            raise ValueError(f"item_cond must be 2-D (n, dim); got shape {ic.shape}")
-        if uc.ndim != 2:
-            raise ValueError(f"user_cond must be 2-D (n, dim); got shape {uc.shape}")
-        n = len(ic)
-        if len(uc) != n or (x is not None and len(x) != n):
-            raise ValueError(f"images ({None if x is None else len(x)}), item_cond ({n}) and user_cond ({len(uc)}) "
-                             "must have the same number of rows")
-        if not (np.isfinite(ic).all() and np.isfinite(uc).all()):
-            raise ValueError("item_cond / user_cond contain NaN or inf")
-        if self.item_dim is not None and (ic.shape[1], uc.shape[1]) != (self.item_dim, self.user_dim):
-            raise ValueError(f"item_cond/user_cond have dims ({ic.shape[1]}, {uc.shape[1]}); this generator was "
-                             f"fitted with ({self.item_dim}, {self.user_dim})")
-        return x, ic, uc
+    def _conds(self, item_cond, user_cond, dims=(None, None)) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for name, value, fitted in (("item_cond", item_cond, dims[0]), ("user_cond", user_cond, dims[1])):
+            try:
+                arr = np.ascontiguousarray(value, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} must be a numeric array of shape (n, dim): {exc}") from exc
+            if arr.ndim != 2:
+                raise ValueError(f"{name} must be 2-D (n, dim); got shape {arr.shape}")
+            if fitted is not None and arr.shape[1] != fitted:
+                raise ValueError(f"{name} has {arr.shape[1]} columns; this generator was fitted with {fitted}")
+            if not np.isfinite(arr).all():
+                bad = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
+                raise ValueError(f"{name} contains NaN or inf (first bad row {bad})")
+            out.append(arr)
+        if len(out[0]) != len(out[1]):
+            raise ValueError(f"item_cond has {len(out[0])} rows but user_cond has {len(out[1])}; they must be paired")
+        return out[0], out[1]
 
     def _images(self, images) -> np.ndarray:
+        """float32 (n, 3, S, S) in [0, 1] from uint8 or float (n, H, W, 3)."""
         from PIL import Image
 
         arr = np.asarray(images)
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise ValueError(f"images must have shape (n, H, W, 3); got {arr.shape}")
         if arr.dtype != np.uint8:
-            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
-                raise ValueError("float images must be finite and within [0, 1]")
-            arr = (arr * 255).round().astype(np.uint8)
+            if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+                raise TypeError(f"images must be uint8 or float in [0, 1]; got dtype {arr.dtype}")
+            arr = arr.astype(np.float32)
+            if not np.isfinite(arr).all() or (arr.size and (arr.min() < 0 or arr.max() > 1)):
+                raise ValueError("float images must be finite and within [0, 1] (uint8 images take 0..255)")
         s = self.config.image_size
         if arr.shape[1:3] != (s, s):
-            arr = np.stack([np.asarray(Image.fromarray(a).resize((s, s), Image.BICUBIC)) for a in arr])
-        return arr
+            if arr.dtype != np.uint8:
+                arr = (arr * 255).round().astype(np.uint8)
+            arr = np.stack([np.asarray(Image.fromarray(a).resize((s, s), Image.BICUBIC)) for a in arr]) \
+                if len(arr) else np.zeros((0, s, s, 3), np.uint8)
+        x = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def _check(self) -> None:
+        if self._nets is None or self.epochs_done == 0:
+            raise NotFittedError("CVAEGenerator is not fitted: call fit() or load() first")
 
     # ---------------------------------------------------------------------- fit
     def _build(self, item_dim: int, user_dim: int) -> None:
         import torch
 
-        torch.manual_seed(self.config.seed)
+        cond_dim = item_dim + user_dim
+        if cond_dim < 1:
+            raise ValueError("item_cond and user_cond have 0 columns together; the generator needs a condition")
+        if self._cond_dim_given is not None and self._cond_dim_given != cond_dim:
+            raise ValueError(f"item_cond and user_cond have {item_dim} + {user_dim} = {cond_dim} columns; "
+                             f"config.cond_dim is {self._cond_dim_given}")
+        self.config = replace(self.config, cond_dim=cond_dim)
         self.item_dim, self.user_dim = item_dim, user_dim
-        cond, enc, dec, disc = _modules(self.config, item_dim + user_dim)
+        torch.manual_seed(self.config.seed)
+        cond, enc, dec, disc = _modules(self.config, cond_dim)
         dev = self.device
-        self._nets = {"cond": cond.to(dev), "enc": enc.to(dev), "dec": dec.to(dev)}
+        self._nets = {"cond": cond, "enc": enc, "dec": dec}
         if disc is not None:
-            self._nets["disc"] = disc.to(dev)
+            self._nets["disc"] = disc
+        for k, net in self._nets.items():
+            self._nets[k] = net.to(dev, memory_format=torch.channels_last)  # ~2x faster convs on CPU
         vae_params = [p for k in ("cond", "enc", "dec") for p in self._nets[k].parameters()]
         self._opts = {"vae": torch.optim.Adam(vae_params, lr=self.config.lr)}
         if disc is not None:
             self._opts["disc"] = torch.optim.Adam(self._nets["disc"].parameters(), lr=self.config.disc_lr,
                                                   betas=(0.0, 0.9))
+        self.history = {"loss": [], "recon": [], "kl": []}
+        if disc is not None:
+            self.history.update({"d_loss": [], "g_adv": []})
+        self.epochs_done = 0
+
+    def _resume_from(self, checkpoint_dir: Path, item_dim: int, user_dim: int) -> bool:
+        """Load the checkpoint in ``checkpoint_dir`` into ``self``; False when there is none."""
+        from recgen._io import MANIFEST
+
+        if not (checkpoint_dir / MANIFEST).is_file():
+            log.info("no checkpoint in %s: training from scratch", checkpoint_dir)
+            return False
+        ck = type(self).load(checkpoint_dir, device=self.config.device)
+        for name, got, want in (("item_cond", item_dim, ck.item_dim), ("user_cond", user_dim, ck.user_dim)):
+            if got != want:
+                raise ValueError(f"{name} has {got} columns; the checkpoint in {checkpoint_dir} was trained "
+                                 f"with {want}")
+        diff = [f"{f.name}={getattr(self.config, f.name)!r} (checkpoint: {getattr(ck.config, f.name)!r})"
+                for f in fields(CVAEConfig) if f.name not in _RESUME_FREE
+                and getattr(self.config, f.name) != getattr(ck.config, f.name)]
+        if diff:
+            raise ValueError(f"config differs from the checkpoint in {checkpoint_dir}: {', '.join(diff)}; "
+                             "resume with the config the checkpoint was trained with")
+        ck.config = replace(ck.config, epochs=self.config.epochs, device=self.config.device)
+        ck._cond_dim_given = self._cond_dim_given
+        self.__dict__.update(ck.__dict__)
+        return True
 
     def fit(self, images, item_cond, user_cond, *, progress: bool = False, checkpoint_dir: str | Path | None = None,
             resume: bool = False, epochs: int | None = None) -> "CVAEGenerator":
@@ -234,210 +343,297 @@ class CVAEGenerator:
         Parameters
         ----------
         images : ndarray, uint8 (n, H, W, 3) or float in [0, 1]
-            Resized to ``image_size`` when needed.
+            Resized (bicubic) to ``image_size`` when needed.
         item_cond : ndarray, float32 (n, d_item)
-            Item vectors (zeros where the item condition is dropped).
+            Item vectors (e.g. the item's text and fused vectors, concatenated).
         user_cond : ndarray, float32 (n, d_user)
-            Taste vector of a user who interacted with the item; zeros = neutral.
+            Taste vector of a user who interacted with the item; zeros = neutral user.
         progress : bool
-            tqdm bar with the running losses.
+            tqdm bar over epochs with the running losses.
         checkpoint_dir : path, optional
-            Saved (atomically) after every epoch.
+            The generator is saved there (atomically, with optimizer state) after every epoch.
         resume : bool
             Continue from the checkpoint in ``checkpoint_dir`` (weights, optimizer state,
-            epoch counter): ``fit(epochs=4)`` equals ``fit(epochs=2)`` then a resumed ``fit(epochs=4)``.
+            epoch counter, history) at its next epoch; ``fit(epochs=4)`` ends with the same
+            weights as ``fit(epochs=2, checkpoint_dir=d)`` then ``fit(epochs=4,
+            checkpoint_dir=d, resume=True)``. Without a checkpoint there it trains from scratch.
         epochs : int, optional
             Total epochs to reach (default ``config.epochs``).
 
+        Returns
+        -------
+        self
+
         Raises
         ------
+        ValueError
+            Inconsistent shapes or row counts, non-finite values, fewer than 2 images, or a
+            checkpoint of other dimensions / config when resuming.
         ModelFitError
-            A loss became NaN or inf.
+            A loss (or a weight) became NaN or inf.
         """
         import torch
-        import torch.nn.functional as F
 
-        x_np, ic, uc = self._inputs(images, item_cond, user_cond)
-        c = self.config
-        total_epochs = c.epochs if epochs is None else int(epochs)
-        if resume:
-            if checkpoint_dir is None:
-                raise ValueError("resume=True needs checkpoint_dir")
-            if (Path(checkpoint_dir) / "manifest.json").exists():
-                loaded = type(self).load(checkpoint_dir)
-                if (loaded.item_dim, loaded.user_dim) != (ic.shape[1], uc.shape[1]):
-                    raise ValueError(f"checkpoint in {checkpoint_dir} has condition dims "
-                                     f"({loaded.item_dim}, {loaded.user_dim}); the data has ({ic.shape[1]}, {uc.shape[1]})")
-                self.__dict__.update(loaded.__dict__)
-        if self._nets is None or not resume:
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir (the folder fit() checkpoints into)")
+        x_np = self._images(images)
+        ic, uc = self._conds(item_cond, user_cond)  # dims: free on a fresh fit, checked against a checkpoint
+        if len(x_np) != len(ic):
+            raise ValueError(f"images has {len(x_np)} rows but item_cond and user_cond have {len(ic)}; "
+                             "they must be paired")
+        if len(ic) < 2:
+            raise ValueError(f"need at least 2 images to train; got {len(ic)}")
+        total = self.config.epochs if epochs is None else epochs
+        if not _is_int(total) or total < 0:
+            raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
+        if not (resume and self._resume_from(Path(checkpoint_dir), ic.shape[1], uc.shape[1])):
             self._build(ic.shape[1], uc.shape[1])
-            self.history = {"loss": [], "recon": [], "kl": []}
-            if "disc" in self._nets:
-                self.history.update({"d_loss": [], "g_adv": []})
-            self.epochs_done = 0
-        dev = self.device
-        x_all = torch.from_numpy(x_np).permute(0, 3, 1, 2).float().div(255.0)
+        x_all = torch.from_numpy(x_np)
         cond_all = torch.from_numpy(np.concatenate([ic, uc], axis=1))
-        n = len(x_all)
-        pixels = float(x_all[0].numel())
-        epoch_iter = range(self.epochs_done, total_epochs)
+        epoch_iter = range(self.epochs_done, int(total))
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(epoch_iter, desc=f"cvae{'+gan' if 'disc' in self._nets else ''}", unit="epoch")
+            bar = tqdm(epoch_iter, desc="cgan" if self.adversarial else "cvae", unit="epoch")
             epoch_iter = bar
+        t0 = time.perf_counter()
         for epoch in epoch_iter:
-            g = torch.Generator().manual_seed(c.seed * 100_003 + epoch)
-            perm = torch.randperm(n, generator=g)
-            for net in self._nets.values():
-                net.train()
-            beta = c.beta * min(1.0, (epoch + 1) / max(c.warmup_epochs, 1))
-            sums = {k: 0.0 for k in self.history}
-            steps = 0
-            for s in range(0, n, c.batch_size):
-                idx = perm[s:s + c.batch_size]
-                if len(idx) < 2:
-                    continue
-                x, cond = x_all[idx].to(dev), cond_all[idx].to(dev)
-                h = self._nets["cond"](cond)
-                mu, logvar = self._nets["enc"](x, h)
-                eps = torch.randn(mu.shape, generator=g).to(dev)
-                z = mu + eps * (0.5 * logvar).exp()
-                xr = self._nets["dec"](z, h)
-                recon = F.mse_loss(xr, x, reduction="sum") / len(x) / pixels * 1000.0
-                kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean() / pixels * 1000.0
-                loss = recon + beta * kl
-                parts = {"recon": recon, "kl": kl}
-                if "disc" in self._nets:
-                    disc = self._nets["disc"]
-                    d_loss = F.relu(1 - disc(x, cond)).mean() + F.relu(1 + disc(xr.detach(), cond)).mean()
-                    self._step("disc", d_loss, epoch, s)
-                    g_adv = -disc(xr, cond).mean()
-                    loss = loss + c.adversarial_weight * g_adv
-                    parts.update(d_loss=d_loss, g_adv=g_adv)
-                self._step("vae", loss, epoch, s)
-                parts["loss"] = loss
-                for k, v in parts.items():
-                    sums[k] += float(v.detach())
-                steps += 1
-            for k in self.history:
-                self.history[k].append(sums[k] / max(steps, 1))
+            means = self._epoch(epoch, int(total), x_all, cond_all)
+            for k, v in means.items():
+                self.history[k].append(v)
             self.epochs_done = epoch + 1
             if bar is not None:
-                bar.set_postfix(loss=f"{self.history['loss'][-1]:.2f}", recon=f"{self.history['recon'][-1]:.2f}")
+                bar.set_postfix({k: f"{means[k]:.3g}" for k in ("loss", "recon", "kl")})
+            log.debug("cvae epoch %d/%d: %s (%.1fs)", epoch + 1, total, means, time.perf_counter() - t0)
             if checkpoint_dir is not None:
                 self.save(checkpoint_dir)
         for net in self._nets.values():
             net.eval()
         return self
 
-    def _step(self, which: str, loss, epoch: int, step: int) -> None:
+    def _epoch(self, epoch: int, total: int, x_all, cond_all) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        c, nets, dev = self.config, self._nets, self.device
+        # one generator per epoch, seeded by (seed, epoch): a resumed run draws the same
+        # order and noise as an uninterrupted one
+        g = torch.Generator().manual_seed(c.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(x_all), generator=g)
+        for net in nets.values():
+            net.train()
+        beta = c.beta * min(1.0, (epoch + 1) / c.warmup_epochs) if c.warmup_epochs else c.beta
+        sums = {k: 0.0 for k in self.history}
+        steps = 0
+        for step, s in enumerate(range(0, len(perm), c.batch_size), start=1):
+            idx = perm[s:s + c.batch_size]
+            if len(idx) < 2:  # batch norm needs two samples; the leftover one is seen next epoch
+                continue
+            x = x_all[idx].to(dev).contiguous(memory_format=torch.channels_last)
+            cond = cond_all[idx].to(dev)
+            eps = torch.randn((len(idx), c.latent_dim), generator=g).to(dev)
+            h = nets["cond"](cond)
+            mu, logvar = nets["enc"](x, h)
+            logits = nets["dec"](mu + eps * (0.5 * logvar).exp(), h)
+            xr = torch.sigmoid(logits)
+            if c.recon_loss == "bce":
+                recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+            else:
+                recon = F.mse_loss(xr, x, reduction="sum") / len(x)
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            loss = recon + beta * kl
+            parts = {"recon": recon, "kl": kl}
+            backward = None
+            if "disc" in nets:
+                disc, n = nets["disc"], len(x)
+                d_out = disc(torch.cat([x, xr.detach()]), torch.cat([cond, cond]))
+                d_loss = F.relu(1 - d_out[:n]).mean() + F.relu(1 + d_out[n:]).mean()
+                self._step("disc", d_loss, epoch, total, step)
+                g_adv = -disc(xr, cond).mean()
+                # adaptive weight (VQGAN), measured on the decoder's logits: both gradients meet
+                # there, so one backward pass through D serves the weight and the update
+                g_rec = torch.autograd.grad(recon, logits, retain_graph=True)[0]
+                g_gan = torch.autograd.grad(g_adv, logits)[0]
+                w = c.adversarial_weight * float((g_rec.norm() / (g_gan.norm() + 1e-8)).clamp(max=1e4))
+                loss = loss + w * g_adv.detach()
+                parts.update(d_loss=d_loss, g_adv=g_adv)
+                kl_term = beta * kl
+
+                def backward():
+                    torch.autograd.backward([logits, kl_term], [g_rec + w * g_gan, torch.ones_like(kl_term)])
+
+            parts["loss"] = loss
+            self._step("vae", loss, epoch, total, step, backward)
+            for k, v in parts.items():
+                sums[k] += float(v.detach())
+            steps += 1
+        for name, net in nets.items():  # the last step's update is not checked by a later loss
+            if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                raise ModelFitError(f"{name} weights became NaN/inf in epoch {epoch + 1}/{total}; "
+                                    f"lower the learning rate (lr={c.lr}, disc_lr={c.disc_lr})")
+        return {k: v / max(steps, 1) for k, v in sums.items()}
+
+    def _step(self, which: str, loss, epoch: int, total: int, step: int, backward=None) -> None:
         import torch
 
         if not torch.isfinite(loss):
-            raise ModelFitError(f"{which} loss became {loss.item()} at epoch {epoch}, batch offset {step}; "
-                                f"lower the learning rate (lr={self.config.lr}, disc_lr={self.config.disc_lr})")
+            raise ModelFitError(
+                f"{'discriminator' if which == 'disc' else 'VAE'} loss became {loss.item()} in epoch "
+                f"{epoch + 1}/{total}, step {step}; lower the learning rate "
+                f"({'disc_lr=' + str(self.config.disc_lr) if which == 'disc' else 'lr=' + str(self.config.lr)})")
         opt = self._opts[which]
-        opt.zero_grad()
-        loss.backward()
+        opt.zero_grad(set_to_none=True)
+        loss.backward() if backward is None else backward()
         opt.step()
 
     # ----------------------------------------------------------------- generate
-    def _check(self) -> None:
-        if self._nets is None or self.epochs_done == 0:
-            raise NotFittedError("CVAEGenerator is not fitted: call fit() or load() first")
-
     def generate(self, item_cond, user_cond, *, seed: int = 0, temperature: float = 1.0,
                  batch_size: int = 256) -> np.ndarray:
-        """Draw previews: uint8 (n, image_size, image_size, 3). The same seed gives the same images."""
+        """Draw one preview per (item_cond, user_cond) row.
+
+        Parameters
+        ----------
+        item_cond : ndarray, float32 (n, d_item)
+        user_cond : ndarray, float32 (n, d_user)
+            Zeros = neutral user.
+        seed : int
+            Seeds ``z ~ N(0, temperature^2 I)``: the same seed gives the same images (row
+            ``i``'s image depends on ``seed`` and ``n``, not on ``batch_size``).
+        temperature : float
+            Scale of the latent noise; 0 gives the decoder's mode for the condition.
+        batch_size : int
+
+        Returns
+        -------
+        ndarray of uint8, shape (n, image_size, image_size, 3)
+        """
         import torch
 
         self._check()
-        _, ic, uc = self._inputs(None, item_cond, user_cond)
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0; got {temperature}")
-        g = torch.Generator().manual_seed(int(seed))
-        z_all = torch.randn((len(ic), self.config.latent_dim), generator=g) * temperature
+        ic, uc = self._conds(item_cond, user_cond, (self.item_dim, self.user_dim))
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0; got {temperature!r}")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        if not _is_int(seed):
+            raise TypeError(f"seed must be an integer; got {seed!r}")
+        z_all = torch.randn((len(ic), self.config.latent_dim), generator=torch.Generator().manual_seed(int(seed)))
+        z_all = z_all * float(temperature)
         cond_all = torch.from_numpy(np.concatenate([ic, uc], axis=1))
-        out = []
+        s = self.config.image_size
+        out = [np.zeros((0, s, s, 3), np.uint8)]
         with torch.no_grad():
-            for s in range(0, len(ic), batch_size):
-                h = self._nets["cond"](cond_all[s:s + batch_size].to(self.device))
-                out.append(self._nets["dec"](z_all[s:s + batch_size].to(self.device), h).cpu())
-        if not out:
-            s = self.config.image_size
-            return np.zeros((0, s, s, 3), dtype=np.uint8)
-        x = torch.cat(out).permute(0, 2, 3, 1).numpy()
-        return (x * 255).round().clip(0, 255).astype(np.uint8)
+            for b in range(0, len(ic), batch_size):
+                h = self._nets["cond"](cond_all[b:b + batch_size].to(self.device))
+                xr = torch.sigmoid(self._nets["dec"](z_all[b:b + batch_size].to(self.device), h))
+                out.append(_to_uint8(xr))
+        return np.concatenate(out)
 
     def reconstruct(self, images, item_cond, user_cond) -> np.ndarray:
-        """Posterior-mean reconstructions (uint8), for checking what the model has learned."""
+        """Decode the posterior mean of each image: uint8 (n, image_size, image_size, 3)."""
         import torch
 
         self._check()
-        x_np, ic, uc = self._inputs(images, item_cond, user_cond)
+        x_np = self._images(images)
+        ic, uc = self._conds(item_cond, user_cond, (self.item_dim, self.user_dim))
+        if len(x_np) != len(ic):
+            raise ValueError(f"images has {len(x_np)} rows but item_cond and user_cond have {len(ic)}")
         with torch.no_grad():
-            x = torch.from_numpy(x_np).permute(0, 3, 1, 2).float().div(255.0).to(self.device)
+            x = torch.from_numpy(x_np).to(self.device).contiguous(memory_format=torch.channels_last)
             h = self._nets["cond"](torch.from_numpy(np.concatenate([ic, uc], 1)).to(self.device))
             mu, _ = self._nets["enc"](x, h)
-            xr = self._nets["dec"](mu, h).cpu().permute(0, 2, 3, 1).numpy()
-        return (xr * 255).round().clip(0, 255).astype(np.uint8)
+            return _to_uint8(torch.sigmoid(self._nets["dec"](mu, h)))
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Weights and optimizer state (safetensors) + config and history (manifest), atomically."""
+        """Save atomically to ``directory`` (replacing what is there).
+
+        Files: ``weights.safetensors`` (condition MLP, encoder, decoder),
+        ``discriminator.safetensors`` (when adversarial), ``optimizer.safetensors`` (Adam
+        moments and step counts, so :meth:`fit` can resume) and ``manifest.json`` (config,
+        condition dims, history, epoch counter, optimizer hyper-parameters, checksums).
+        The generator itself is not changed.
+        """
         from safetensors.torch import save_file
 
         self._check()
-        tensors = {}
+        files: dict[str, dict[str, Any]] = {_WEIGHTS: {}, _OPTIM: {}}
+        if "disc" in self._nets:
+            files[_DISC] = {}
         for name, net in self._nets.items():
+            dest = files[_DISC if name == "disc" else _WEIGHTS]
             for k, v in net.state_dict().items():
-                tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+                dest[f"{name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
         opt_meta: dict[str, Any] = {}
         for name, opt in self._opts.items():
             state = opt.state_dict()
-            opt_meta[name] = {"param_groups": state["param_groups"], "steps": {}}
+            opt_meta[name] = state["param_groups"]
             for pid, st in state["state"].items():
                 for k, v in st.items():
-                    if hasattr(v, "detach"):
-                        tensors[f"opt.{name}.{pid}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape)
+                    if not hasattr(v, "detach"):
+                        raise ArtifactError(f"optimizer {name} has non-tensor state {k!r}; cannot save it")
+                    files[_OPTIM][f"{name}.{pid}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
         config = {"cvae": asdict(self.config), "item_dim": self.item_dim, "user_dim": self.user_dim,
                   "history": self.history, "epochs_done": self.epochs_done, "optimizers": opt_meta}
 
         def write(tmp: Path) -> None:
-            with atomic_path(tmp / "weights.safetensors") as p:
-                save_file(tensors, str(p))
-            write_manifest(tmp, kind=_KIND, files=["weights.safetensors"], config=config)
+            for fname, tensors in files.items():
+                with atomic_path(tmp / fname) as p:
+                    save_file(tensors, str(p))
+            write_manifest(tmp, kind=_KIND, files=sorted(files), config=config)
 
         return save_directory(directory, write)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "CVAEGenerator":
-        """Load a generator (and its optimizer state, for resuming) saved by :meth:`save`."""
+    def load(cls, directory: str | Path, *, device: str | None = None) -> "CVAEGenerator":
+        """Load a generator saved by :meth:`save` (checksums verified; no pickle involved).
+
+        Parameters
+        ----------
+        directory : path
+        device : str, optional
+            Overrides the saved ``config.device`` (e.g. load a GPU-trained model on CPU).
+
+        Raises
+        ------
+        ArtifactError
+            Missing, incomplete, tampered or inconsistent artefact.
+        """
         from safetensors.torch import load_file
 
         directory = Path(directory)
         manifest = read_manifest(directory, kind=_KIND)
         cfg = manifest["config"]
         try:
-            gen = cls(CVAEConfig(**cfg["cvae"]))
+            config = CVAEConfig(**cfg["cvae"])
+            if device is not None:
+                config = replace(config, device=device)
+            gen = cls(replace(config, cond_dim=None))
             gen._build(int(cfg["item_dim"]), int(cfg["user_dim"]))
-            tensors = load_file(str(directory / "weights.safetensors"))
+            tensors = load_file(str(directory / _WEIGHTS))
+            if "disc" in gen._nets:
+                tensors.update(load_file(str(directory / _DISC)))
             for name, net in gen._nets.items():
                 prefix = f"{name}."
                 net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
                 net.eval()
+            opt_tensors = load_file(str(directory / _OPTIM))
             for name, opt in gen._opts.items():
-                meta = cfg["optimizers"][name]
                 state: dict[int, dict[str, Any]] = {}
-                for k, v in tensors.items():
-                    if k.startswith(f"opt.{name}."):
-                        _, _, pid, key = k.split(".", 3)
+                for k, v in opt_tensors.items():
+                    if k.startswith(f"{name}."):
+                        _, pid, key = k.split(".", 2)
                         state.setdefault(int(pid), {})[key] = v
-                opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-            gen.history = {k: list(v) for k, v in cfg["history"].items()}
+                opt.load_state_dict({"state": state, "param_groups": cfg["optimizers"][name]})
+            gen.history = {k: [float(x) for x in v] for k, v in cfg["history"].items()}
             gen.epochs_done = int(cfg["epochs_done"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"{directory}: generator weights do not match its manifest: {exc}") from exc
+            raise ArtifactError(f"{directory}: the saved generator is inconsistent with its manifest: {exc}") from exc
         return gen
+
+
+def _to_uint8(x) -> np.ndarray:
+    """(n, 3, S, S) float in [0, 1] -> uint8 (n, S, S, 3)."""
+    return (x.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
