@@ -110,6 +110,15 @@ def _metrics(name, feats, real_feats, own_rows, seed, epoch_s):
 _SENT = re.compile(r"(?<=[.!?])\s+")
 
 
+def _singular(word: str) -> str:
+    """Class names are plural ("Dresses", "Knits", "Pants"); reviews mostly use the singular."""
+    if word.endswith("sses"):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "pants", "jeans", "shorts")):
+        return word[:-1]
+    return word
+
+
 def blurbs(args) -> None:
     from recgen import Recgen
     from recgen.catalog import CatalogData, load_clothing_reviews
@@ -135,7 +144,7 @@ def blurbs(args) -> None:
     train_text = train_r.groupby("item_id")["text"].agg(" ".join)
     item_by_id = items.set_index("item_id")
     sources = [f"{item_by_id.at[i, 'title']} {item_by_id.at[i, 'description']} {train_text.get(i, '')}" for i in eval_items]
-    feature_word = [str(item_by_id.at[i, "attributes"].get("class", "")).lower().rstrip("s") or "dress" for i in eval_items]
+    feature_word = [_singular(str(item_by_id.at[i, "attributes"].get("class", "")).lower()) or "dress" for i in eval_items]
     neutral = np.zeros((len(eval_items), model.items.dim), dtype=np.float32)
     rows, examples = [], {}
 

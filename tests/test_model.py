@@ -24,10 +24,15 @@ def test_not_fitted_errors():
         Recgen().recommend("U0001")
 
 
-def test_second_fit_on_unchanged_catalog_encodes_nothing(model, sample_store):
-    # the fixture's fit encoded everything (first time); the same catalog again hits the cache
-    assert model.fit_info["encoded"]["image"] == 240
-    again = Recgen().fit(sample_store)
+def test_second_fit_on_unchanged_catalog_encodes_nothing(tmp_path):
+    from recgen.datasets import make_sample_catalog
+
+    small = make_sample_catalog(tmp_path / "small", n_items=24, n_users=12, seed=3)
+    store = CatalogStore(tmp_path / "small.db")
+    store.ingest(small)
+    first = Recgen().fit(store)
+    assert first.fit_info["encoded"]["image"] == 24 and first.fit_info["encoded"]["text"] > 24
+    again = Recgen().fit(store)
     assert again.fit_info["encoded"] == {"text": 0, "image": 0}
 
 
