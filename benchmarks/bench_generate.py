@@ -73,6 +73,7 @@ def previews(args) -> None:
     for name in args.generators:
         t = time.perf_counter()
         gen = ContentGenerator(GenerationConfig(image_generator=name, blurb_generator=None, seed=args.seed,
+                                                pairs_per_item=args.pairs_per_item,
                                                 image_overrides={"epochs": args.epochs, "image_size": size}))
         gen.fit(model, train_catalog, progress=False)
         train_s = time.perf_counter() - t
@@ -195,12 +196,18 @@ def main() -> None:
     ap.add_argument("--generators", nargs="+", default=["cvae", "cgan"])
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--pairs-per-item", type=int, default=1, help="previews: (image, user) training pairs per item")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (1 is faster on a shared 2-core machine)")
     ap.add_argument("--items", type=int, default=150, help="blurbs: items with the most reviews")
     ap.add_argument("--max-reviews", type=int, default=20, help="blurbs: reviews per item")
     ap.add_argument("--peter-epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", default=".", help="where preview sample sheets are written")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     previews(args) if args.part == "previews" else blurbs(args)
 
 
