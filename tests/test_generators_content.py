@@ -100,3 +100,16 @@ def test_save_load_round_trip(gen, model, sample, tmp_path):
     a, b = gen.generate(users, items, seed=3), loaded.generate(users, items, seed=3)
     assert np.array_equal(a.images, b.images) and a.blurbs == b.blurbs
     assert loaded.version == gen.version
+
+
+def test_fit_on_a_subset_of_the_models_items(model, sample):
+    """Regression: fitting on a catalog that lacks some of the model's items (held-out
+    evaluation) raised KeyError while collecting training images."""
+    from recgen.catalog import CatalogData
+
+    part = CatalogData(items=sample.items.iloc[:60], interactions=sample.interactions)
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator=None, image_overrides={**TINY, "epochs": 1},
+                           pairs_per_item=1)
+    gen = ContentGenerator(cfg).fit(model, part)
+    held_out = sample.items["item_id"].iloc[100]
+    assert gen.generate([None], [held_out], blurbs=False).images.shape == (1, 32, 32, 3)

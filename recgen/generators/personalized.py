@@ -240,11 +240,13 @@ class ContentGenerator:
 
         size = self.image_gen.config.image_size
         items = catalog.items
-        has = self.model.items.present["image"]
+        path_of = {i: p for i, p in zip(items["item_id"].astype(str), items["image_path"])
+                   if isinstance(p, str) and p}
+        # train on the catalog's items only (a held-out item may be in the model but not here)
+        has = self.model.items.present["image"] & pd.Index(self.model.items.ids).isin(list(path_of))
         rows = np.flatnonzero(has)
         if not len(rows):
-            raise ValueError("no item has an image: the preview generator needs item images to learn from")
-        path_of = dict(zip(items["item_id"].astype(str), items["image_path"]))
+            raise ValueError("no item of the catalog has an image: the preview generator needs item images to learn from")
         pixels = []
         for r in rows:
             img = load_image(path_of[self.model.items.ids[r]]).resize((size, size))
