@@ -180,3 +180,19 @@ def save_directory(target: str | os.PathLike[str], writer: Callable[[Path], None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def save_weights_directory(directory: str | os.PathLike[str], *, kind: str, tensors: dict[str, Any],
+                           config: dict[str, Any]) -> Path:
+    """Save one safetensors weights file plus a checksummed manifest, atomically.
+
+    The shared shape of every single-network artefact (projection, PETER...).
+    """
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        with atomic_path(tmp / "weights.safetensors") as p:
+            save_file(tensors, str(p))
+        write_manifest(tmp, kind=kind, files=["weights.safetensors"], config=config)
+
+    return save_directory(directory, write)

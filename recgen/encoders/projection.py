@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 
-from recgen._io import atomic_path, read_manifest, save_directory, write_manifest
+from recgen._io import read_manifest, save_weights_directory
 from recgen.encoders.base import l2_normalize
 from recgen.errors import ArtifactError, ModelFitError, NotFittedError
 
@@ -222,7 +222,6 @@ class ImageProjection:
     # ----------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
         """Save weights (safetensors) and config (JSON) atomically to ``directory``."""
-        from safetensors.torch import save_file
 
         if not self.fitted:
             raise NotFittedError("refusing to save an unfitted ImageProjection")
@@ -230,12 +229,7 @@ class ImageProjection:
         config = {"in_dim": self.in_dim, "out_dim": self.out_dim, "projection": asdict(self.config),
                   "history": asdict(self.history)}
 
-        def write(tmp: Path) -> None:
-            with atomic_path(tmp / "weights.safetensors") as p:
-                save_file(state, str(p))
-            write_manifest(tmp, kind=_KIND, files=["weights.safetensors"], config=config)
-
-        return save_directory(directory, write)
+        return save_weights_directory(directory, kind=_KIND, tensors=state, config=config)
 
     @classmethod
     def load(cls, directory: str | Path, *, verify: bool = True) -> "ImageProjection":

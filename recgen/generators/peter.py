@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recgen._io import atomic_path, read_manifest, save_directory, write_manifest
+from recgen._io import read_manifest, save_weights_directory
 from recgen.errors import ArtifactError, ModelFitError, NotFittedError
 from recgen.generators.base import BlurbOutput
 from recgen.generators.grounded import split_sentences
@@ -412,19 +412,13 @@ class PeterBlurbGenerator:
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
         """Save to ``directory``: ``weights.safetensors`` + manifest (config, vocabulary, history); atomic."""
-        from safetensors.torch import save_file
 
         self._check()
         state = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
         config = {"peter": asdict(self.config), "vocab": self.vocab, "user_dim": self.user_dim,
                   "item_dim": self.item_dim, "history": self.history}
 
-        def write(tmp: Path) -> None:
-            with atomic_path(tmp / "weights.safetensors") as p:
-                save_file(state, str(p))
-            write_manifest(tmp, kind=_KIND, files=["weights.safetensors"], config=config)
-
-        return save_directory(directory, write)
+        return save_weights_directory(directory, kind=_KIND, tensors=state, config=config)
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str | None = None) -> "PeterBlurbGenerator":
