@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --upgrade pip
 	$(PIP_INSTALL) -r requirements/dev.txt
-	$(PIP_INSTALL) -e '.[cpu,dev]'
+	$(PIP_INSTALL) -e '.[cpu,serve,ray,cf,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)          ## create .venv and install recgen (CPU) + test tools

@@ -40,3 +40,39 @@ def sample_store(sample, tmp_path_factory):
     store.ingest(sample)
     yield store
     store.close()
+
+
+TINY_GENERATOR = {"image_size": 32, "epochs": 2, "base_channels": 8, "latent_dim": 8}
+
+
+@pytest.fixture(scope="session")
+def saved_workdir(sample, sample_store, tmp_path_factory) -> Path:
+    """A saved recgen directory as the adapters load it: ``model/`` + tiny ``generators/``."""
+    from recgen import Recgen
+    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+
+    work = tmp_path_factory.mktemp("work")
+    model = Recgen().fit(sample_store)
+    model.save(work / "model")
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded", image_overrides=TINY_GENERATOR,
+                           pairs_per_item=1)
+    ContentGenerator(cfg).fit(model, sample).save(work / "generators")
+    return work
+
+
+@pytest.fixture(scope="session")
+def candidates(sample) -> "pd.DataFrame":
+    """Candidate rows with known, unknown and missing ids, an int column and a duplicate pair."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    users = sample.interactions["user_id"].drop_duplicates().to_numpy()
+    items = sample.items["item_id"].to_numpy()
+    n = 300
+    df = pd.DataFrame({"user_id": rng.choice(users, n), "item_id": rng.choice(items, n),
+                       "cf_score": rng.normal(size=n).astype("float64"), "rank": np.arange(n) % 50})
+    df.loc[3, "user_id"] = "NOBODY"
+    df.loc[4, "item_id"] = "NO-ITEM"
+    df.loc[5] = df.loc[6]
+    return df

@@ -497,9 +497,11 @@ class CVAEGenerator:
         item_cond : ndarray, float32 (n, d_item)
         user_cond : ndarray, float32 (n, d_user)
             Zeros = neutral user.
-        seed : int
+        seed : int or sequence of int
             Seeds ``z ~ N(0, temperature^2 I)``: the same seed gives the same images (row
-            ``i``'s image depends on ``seed`` and ``n``, not on ``batch_size``).
+            ``i``'s image depends on ``seed`` and ``n``, not on ``batch_size``). A sequence
+            of ``n`` seeds draws each row's noise from its own seed, so a row's image does
+            not depend on the other rows of the call (what services and caches need).
         temperature : float
             Scale of the latent noise; 0 gives the decoder's mode for the condition.
         batch_size : int
@@ -517,9 +519,15 @@ class CVAEGenerator:
             raise ValueError(f"temperature must be a finite number >= 0; got {temperature!r}")
         if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-        if not _is_int(seed):
-            raise TypeError(f"seed must be an integer; got {seed!r}")
-        z_all = torch.randn((len(ic), self.config.latent_dim), generator=torch.Generator().manual_seed(int(seed)))
+        if _is_int(seed):
+            z_all = torch.randn((len(ic), self.config.latent_dim), generator=torch.Generator().manual_seed(int(seed)))
+        else:
+            seeds = np.asarray(seed) if isinstance(seed, (list, tuple, np.ndarray)) else None
+            if seeds is None or seeds.shape != (len(ic),) or not np.issubdtype(seeds.dtype, np.integer):
+                raise TypeError(f"seed must be an integer or a sequence of {len(ic)} integers (one per row); got {seed!r}")
+            z_all = torch.zeros((len(ic), self.config.latent_dim))
+            for r, sd in enumerate(seeds.tolist()):
+                z_all[r] = torch.randn(self.config.latent_dim, generator=torch.Generator().manual_seed(int(sd)))
         z_all = z_all * float(temperature)
         cond_all = torch.from_numpy(np.concatenate([ic, uc], axis=1))
         s = self.config.image_size

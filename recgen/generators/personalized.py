@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -295,11 +296,13 @@ class ContentGenerator:
         if self.model is None or (self.image_gen is None and self.blurb_gen is None):
             raise NotFittedError("ContentGenerator is not fitted: call fit(model, catalog) or load() first")
 
-    def _keys(self, kind: str, rows: np.ndarray, user_vecs: np.ndarray, seed: int, guidance: float) -> list[str]:
+    def _keys(self, kind: str, item_ids: Sequence[str], rows: np.ndarray, user_vecs: np.ndarray, seed: int,
+              guidance: float) -> list[str]:
         v = self.model.items.vectors
         keys = []
-        for r, u in zip(rows, user_vecs):
-            h = hashlib.sha256(f"{kind}|{self.version}|{seed}|{guidance}|".encode())
+        for item_id, r, u in zip(item_ids, rows, user_vecs):
+            # v2: previews are seeded per (seed, item id), so the id is part of the key
+            h = hashlib.sha256(f"v2|{kind}|{self.version}|{seed}|{guidance}|{item_id}|".encode())
             for m in ("text", "image", "review", "fused"):
                 h.update(v[m][r].tobytes())
             h.update(u.tobytes())
@@ -315,10 +318,14 @@ class ContentGenerator:
         cond = self._item_cond(rows)
         user = np.asarray(user_vectors, dtype=np.float32)
         g = self.config.user_guidance if user_guidance is None else user_guidance
-        personal = self.image_gen.generate(cond, user, seed=seed).astype(np.float32)
+        # one noise seed per (seed, item): a pair's preview never depends on the other pairs of the
+        # call (batch composition), so services, batch jobs and the cache all agree, and the
+        # personalized and neutral previews of an item differ only by the user condition
+        seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
+        personal = self.image_gen.generate(cond, user, seed=seeds).astype(np.float32)
         if g == 1.0:
             return personal.astype(np.uint8)
-        neutral = self.image_gen.generate(cond, np.zeros_like(user), seed=seed).astype(np.float32)
+        neutral = self.image_gen.generate(cond, np.zeros_like(user), seed=seeds).astype(np.float32)
         return np.clip(neutral + g * (personal - neutral), 0, 255).round().astype(np.uint8)
 
     def generate(self, user_ids: Sequence[str | None], item_ids: Sequence[str], *, seed: int = 0,
@@ -348,7 +355,7 @@ class ContentGenerator:
         hit_txt = np.zeros(n, dtype=bool)
         out_images = None
         if images and self.image_gen is not None:
-            keys = self._keys("img", rows, uvecs, seed, self.config.user_guidance)
+            keys = self._keys("img", item_ids, rows, uvecs, seed, self.config.user_guidance)
             found = cache.get_many(keys) if cache is not None else {}
             size = self.image_gen.config.image_size
             out_images = np.zeros((n, size, size, 3), dtype=np.uint8)
@@ -365,7 +372,7 @@ class ContentGenerator:
             raise NotFittedError("no image generator was trained (config.image_generator is None)")
         out_blurbs, sources = None, [[] for _ in range(n)]
         if blurbs and self.blurb_gen is not None:
-            keys = self._keys("txt", rows, uvecs, seed, 0.0)
+            keys = self._keys("txt", item_ids, rows, uvecs, seed, 0.0)
             found = cache.get_many(keys) if cache is not None else {}
             out_blurbs = [""] * n
             hit_txt = np.array([k in found for k in keys], dtype=bool)
