@@ -181,31 +181,87 @@ def search(
 
 @app.command()
 def enrich(
-    workdir: Path = typer.Argument(..., help="Folder with a fitted model."),
-    input: Path = typer.Option(..., "--input", "-i", help="Candidates (Parquet/CSV/JSONL) with user_id, item_id columns."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where to write the enriched frame (.parquet or .csv)."),
+    workdir: Path = typer.Argument(Path("."), help="Saved recgen directory (with model/, and generators/ for "
+                                                   "--blurbs/--previews). Default: the current folder."),
+    input: Path = typer.Option(..., "--input", "-i", help="Candidates (.parquet, .csv, .tsv, .jsonl) with user and item id columns."),
+    output: Path = typer.Option(..., "--output", "-o", help="Enriched file (.parquet or .csv), replaced atomically at the end."),
     user_col: str = typer.Option("user_id", help="Name of the user id column."),
     item_col: str = typer.Option("item_id", help="Name of the item id column."),
+    chunk_rows: int = typer.Option(100_000, min=1, help="Rows enriched and written at once (bounds memory)."),
+    blurbs: bool = typer.Option(False, "--blurbs", help="Add recgen_blurb (needs trained generators)."),
+    previews: bool = typer.Option(False, "--previews", help="Add recgen_preview PNG bytes (needs trained generators; slow)."),
+    progress: bool = typer.Option(True, help="Progress bar."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Add recgen similarity features (fused/text/image/review, known_user/known_item flags) to candidates."""
-    from recgen._io import atomic_path
-    from recgen.catalog import read_table
+    """Add recgen features (fused/text/image/review similarity, known_user/known_item flags) to a
+    candidates file, streaming in chunks. Resumable: after an interruption, run the same command
+    again and it continues from the last written chunk (no row lost or duplicated)."""
+    _setup_logging(verbose)
+    from recgen.errors import ArtifactError, NotFittedError
+    from recgen_adapters.batch import enrich_file
+    from recgen_adapters.core import Enricher
 
-    if output.suffix not in (".parquet", ".csv"):
-        _fail(f"--output must end in .parquet or .csv; got {output}")
     try:
-        frame = read_table(input)
-    except (FileNotFoundError, ValueError) as exc:
+        enricher = Enricher.load(workdir)
+    except ArtifactError as exc:
         _fail(str(exc))
-    model = _model(workdir)
     try:
-        out = model.enrich(frame, user_col=user_col, item_col=item_col)
-    except ValueError as exc:
+        result = enrich_file(enricher, input, output, chunk_rows=chunk_rows, user_col=user_col, item_col=item_col,
+                             blurbs=blurbs, previews=previews, progress=progress)
+    except (FileNotFoundError, ValueError, NotFittedError) as exc:
         _fail(str(exc))
-    with atomic_path(output) as tmp:
-        out.to_parquet(tmp, index=False) if output.suffix == ".parquet" else out.to_csv(tmp, index=False)
-    n_unknown = int((~out["recgen_known_user"] | ~out["recgen_known_item"]).sum())
-    typer.echo(f"wrote {len(out)} rows to {output} ({n_unknown} with an unknown user or item: features NaN)")
+    typer.echo(str(result))
+
+
+@app.command()
+def serve(
+    workdir: Path = typer.Argument(..., help="Saved recgen directory (model/, optional generators/)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 exposes the service: set API keys)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    api_key_file: Optional[Path] = typer.Option(None, help="File with accepted API keys, one per line "
+                                                          "(or set RECGEN_API_KEYS=k1,k2). Without keys auth is off."),
+    max_candidates: Optional[int] = typer.Option(None, min=1, max=10_000, help="Candidates per /enrich request (default 10000)."),
+    rate_limit: Optional[float] = typer.Option(None, help="Requests/s per API key (token bucket); default off."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each loads the model)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Serve enrichment, recommendations, search, similar items and previews over HTTP (FastAPI).
+
+    OpenAPI docs at http://HOST:PORT/docs. API keys are never read from the command line
+    (other users can see it in `ps`): use --api-key-file or RECGEN_API_KEYS.
+    """
+    import os
+
+    from recgen.errors import ArtifactError, MissingExtraError
+    from recgen_adapters.core import resolve_directory
+
+    try:
+        import uvicorn
+
+        from recgen_adapters.service import config_from_env
+    except (ImportError, MissingExtraError) as exc:
+        _fail(f"{exc}. Fix: pip install 'recgen[serve]'")
+    try:
+        resolve_directory(workdir)
+        env = dict(os.environ)
+        if api_key_file is not None:
+            env["RECGEN_API_KEY_FILE"] = str(api_key_file)
+        config = config_from_env(env, max_candidates=max_candidates, rate_limit=rate_limit)
+    except (ArtifactError, ValueError) as exc:
+        _fail(str(exc))
+    if not config.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"warning: serving on {host} without API keys: anyone who can reach it can use it",
+                    fg=typer.colors.YELLOW, err=True)
+    # the factory reads these in every worker process
+    os.environ["RECGEN_SERVE_DIR"] = str(workdir.resolve())
+    if api_key_file is not None:
+        os.environ["RECGEN_API_KEY_FILE"] = str(api_key_file.resolve())
+    for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit)):
+        if value is not None:
+            os.environ[name] = str(value)
+    typer.echo(f"serving {workdir} on http://{host}:{port} (docs: /docs, auth: {'on' if config.api_keys else 'off'})")
+    uvicorn.run("recgen_adapters.service:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level)
 
 
 @app.command()

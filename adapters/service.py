@@ -1,0 +1,578 @@
+"""HTTP service (FastAPI): enrichment, recommendations, search, similar items, previews.
+
+Start it with ``recgen serve DIR`` (see ``recgen serve --help``) or build the app in code::
+
+    from recgen_adapters.service import ServiceConfig, create_app
+    app = create_app("recgen-demo", ServiceConfig(api_keys=("s3cret",)))
+
+Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
+
+==========================================  ================================================
+``POST /enrich``                            recgen features (+ blurbs, preview URLs) for candidates
+``POST /recommend``                         top-k items for a user (or a session history)
+``POST /search``                            JSON ``{"query": ...}`` or multipart with an ``image`` file
+``GET /items/{item_id}/similar``            nearest items in one modality
+``GET /previews/{user_id}/{item_id}.png``   personalized preview (``_`` as user: neutral)
+``GET /healthz``                            liveness and model summary (never needs a key)
+``GET /metrics``                            Prometheus text format
+==========================================  ================================================
+
+Security: API keys (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``) are compared in
+constant time and never logged; request bodies, uploads, batch sizes, ``k`` and id lengths
+are capped; an optional per-key token bucket rate-limits requests; no request value is ever
+used as a file path.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from recgen.errors import NotFittedError, UnknownIdError, missing_extra
+
+try:
+    from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST
+    from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise missing_extra(getattr(exc, "name", None) or "fastapi", "pip install 'recgen[serve]'",
+                        "the HTTP service") from exc
+
+from recgen_adapters.core import Enricher
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 256
+MAX_CANDIDATES = 10_000
+MAX_K = 1000
+MAX_QUERY_LENGTH = 2000
+NEUTRAL_USER = "_"
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+# ------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and security of the HTTP service.
+
+    Attributes
+    ----------
+    api_keys : tuple of str
+        Accepted keys; empty disables auth (loopback/dev only). ``recgen serve`` reads them
+        from ``--api-key-file`` or ``RECGEN_API_KEYS`` (never from the command line, which
+        other users can see in ``ps``).
+    max_candidates : int
+        Rows per ``/enrich`` request (at most 10,000).
+    max_body_bytes : int
+        Request body cap (413 above it), uploads included.
+    rate_limit : float or None
+        Sustained requests per second per key (per client address without auth); None = off.
+    rate_burst : int
+        Bucket size of the rate limiter.
+    preview_cache_size : int
+        Generated previews kept in memory (LRU).
+    """
+
+    api_keys: tuple[str, ...] = ()
+    max_candidates: int = MAX_CANDIDATES
+    max_body_bytes: int = 8 * 1024 * 1024
+    rate_limit: float | None = None
+    rate_burst: int = 20
+    preview_cache_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if isinstance(self.api_keys, str):
+            raise TypeError("api_keys must be a tuple of keys, not one string")
+        if any(not isinstance(k, str) or len(k) < 8 for k in self.api_keys):
+            raise ValueError("every API key must be a string of at least 8 characters")
+        if not 1 <= self.max_candidates <= MAX_CANDIDATES:
+            raise ValueError(f"max_candidates must be in [1, {MAX_CANDIDATES}]; got {self.max_candidates}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be >= 1024; got {self.max_body_bytes}")
+        if self.rate_limit is not None and not (math.isfinite(self.rate_limit) and self.rate_limit > 0):
+            raise ValueError(f"rate_limit must be a positive number of requests/s or None; got {self.rate_limit}")
+        if self.rate_burst < 1:
+            raise ValueError(f"rate_burst must be >= 1; got {self.rate_burst}")
+
+
+def config_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> ServiceConfig:
+    """ServiceConfig from ``RECGEN_API_KEYS`` (comma-separated) / ``RECGEN_API_KEY_FILE`` (one key per line),
+    ``RECGEN_MAX_CANDIDATES``, ``RECGEN_RATE_LIMIT``, ``RECGEN_RATE_BURST``; ``overrides`` win."""
+    env = os.environ if environ is None else environ
+    keys: list[str] = [k.strip() for k in env.get("RECGEN_API_KEYS", "").split(",") if k.strip()]
+    if env.get("RECGEN_API_KEY_FILE"):
+        keys += read_key_file(env["RECGEN_API_KEY_FILE"])
+    cfg: dict[str, Any] = {"api_keys": tuple(keys)}
+    if env.get("RECGEN_MAX_CANDIDATES"):
+        cfg["max_candidates"] = int(env["RECGEN_MAX_CANDIDATES"])
+    if env.get("RECGEN_RATE_LIMIT"):
+        cfg["rate_limit"] = float(env["RECGEN_RATE_LIMIT"])
+    if env.get("RECGEN_RATE_BURST"):
+        cfg["rate_burst"] = int(env["RECGEN_RATE_BURST"])
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return ServiceConfig(**cfg)
+
+
+def read_key_file(path: str | Path) -> list[str]:
+    """API keys from a file, one per line (blank lines and ``#`` comments ignored)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read the API key file {path}: {exc.strerror}") from exc
+    keys = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not keys:
+        raise ValueError(f"the API key file {path} holds no key")
+    return keys
+
+
+# -------------------------------------------------------------------------- models
+class Modality(str, Enum):
+    fused = "fused"
+    text = "text"
+    image = "image"
+    review = "review"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _id_like(v: Any) -> Any:
+    """Accept ints as ids ("42"), like the catalog does; reject bools and floats."""
+    if isinstance(v, bool) or isinstance(v, float):
+        raise ValueError("ids must be strings (or integers)")
+    return str(v) if isinstance(v, int) else v
+
+
+class Candidate(_Strict):
+    """One (user, item) candidate."""
+
+    user_id: Id
+    item_id: Id
+
+    @field_validator("user_id", "item_id", mode="before")
+    @classmethod
+    def _ids(cls, v: Any) -> Any:
+        return _id_like(v)
+
+
+class EnrichRequest(_Strict):
+    """Candidates to enrich and what to add."""
+
+    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    features: bool = True
+    blurbs: bool = False
+    previews: bool = Field(False, description="Add preview URLs (GET them to generate the PNG).")
+
+
+class EnrichedRow(BaseModel):
+    user_id: str
+    item_id: str
+    recgen_sim_fused: Optional[float] = None
+    recgen_sim_text: Optional[float] = None
+    recgen_sim_image: Optional[float] = None
+    recgen_sim_review: Optional[float] = None
+    recgen_known_user: Optional[bool] = None
+    recgen_known_item: Optional[bool] = None
+    recgen_blurb: Optional[str] = None
+    recgen_preview: Optional[str] = None
+
+
+class EnrichResponse(BaseModel):
+    rows: list[EnrichedRow]
+    columns: list[str]
+
+
+class RecommendRequest(_Strict):
+    """A known user, or a history of item ids for a user unknown to the model."""
+
+    user_id: Optional[Id] = None
+    history: Optional[list[Id]] = Field(None, min_length=1, max_length=1000)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+
+    @field_validator("user_id", mode="before")
+    @classmethod
+    def _ids(cls, v: Any) -> Any:
+        return _id_like(v)
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _history(cls, v: Any) -> Any:
+        return [_id_like(x) for x in v] if isinstance(v, list) else v
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    score: float
+
+
+class RankingResponse(BaseModel):
+    items: list[ScoredItem]
+
+
+class SearchRequest(_Strict):
+    query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_LENGTH)]
+    k: int = Field(10, ge=1, le=MAX_K)
+    modality: Modality = Modality.fused
+
+
+class Health(BaseModel):
+    status: str
+    items: int
+    users: int
+    previews: bool
+    blurbs: bool
+    version: str
+
+
+# ---------------------------------------------------------------------- middleware
+class _BodyLimit:
+    """ASGI middleware: 413 for bodies over the cap, whether Content-Length is sent or not."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    return await _send_json(send, 413, {"detail": f"request body over {self.max_bytes} bytes"})
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _send_json(send, 413, {"detail": f"request body over {self.max_bytes} bytes"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, body: dict) -> None:
+    import json
+
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+class _TokenBuckets:
+    """Per-key token buckets (thread-safe, bounded number of tracked keys)."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0.0 when allowed, else the seconds until a token is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.pop(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            if not wait:
+                tokens -= 1.0
+            self._state[key] = (tokens, now)
+            while len(self._state) > self.max_keys:
+                self._state.popitem(last=False)
+        return wait
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key: tuple, value: bytes) -> None:
+        with self._lock:
+            self._d[key] = value
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+
+# ------------------------------------------------------------------------------ app
+def create_app(source: str | Path | Enricher, config: ServiceConfig | None = None) -> "FastAPI":
+    """Build the FastAPI app serving a saved recgen directory (or a loaded :class:`Enricher`).
+
+    Parameters
+    ----------
+    source : path or Enricher
+        ``DIR`` with ``model/`` (and ``generators/`` for previews and blurbs).
+    config : ServiceConfig, optional
+        Auth and limits (defaults: no auth, 10,000 candidates, 8 MiB bodies, no rate limit).
+    """
+    from recgen import __version__
+
+    config = config or ServiceConfig()
+    enricher = source if isinstance(source, Enricher) else Enricher.load(source)
+    model = enricher.model
+    keys = tuple(k.encode() for k in config.api_keys)
+    buckets = _TokenBuckets(config.rate_limit, config.rate_burst) if config.rate_limit else None
+    previews = _LRU(config.preview_cache_size)
+
+    registry = CollectorRegistry()
+    m_requests = Counter("recgen_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
+    m_latency = Histogram("recgen_http_request_seconds", "Request latency", ["route"], registry=registry,
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+    m_candidates = Counter("recgen_enriched_candidates", "Candidates enriched", registry=registry)
+    m_previews = Counter("recgen_previews_generated", "Previews generated (cache misses)", registry=registry)
+    Gauge("recgen_model_items", "Items in the served model", registry=registry).set(len(model.items.ids))
+    Gauge("recgen_model_users", "Users in the served model", registry=registry).set(len(model.profiles))
+
+    app = FastAPI(title="recgen", version=__version__,
+                  description="Multimodal item space, similarity features, previews and blurbs for ranking pipelines.")
+    app.state.enricher, app.state.config = enricher, config
+
+    def _key_of(request: Request) -> str | None:
+        got = request.headers.get("x-api-key")
+        if got is None:
+            auth = request.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                got = auth[7:].strip()
+        return got
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        t0 = time.perf_counter()
+        path = request.url.path
+        open_path = path in ("/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+        client = None
+        if keys and not open_path:
+            got = (_key_of(request) or "").encode()
+            # compare against every key, without early exit, so timing does not tell which matched
+            ok = False
+            for k in keys:
+                ok |= hmac.compare_digest(got, k)
+            if not ok:
+                response = JSONResponse({"detail": "missing or invalid API key: send it as X-API-Key or "
+                                                   "Authorization: Bearer"}, status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer"})
+                _observe(request, response, t0)
+                return response
+            client = got.decode(errors="replace")
+        if buckets is not None and not open_path:
+            who = client or (request.client.host if request.client else "unknown")
+            wait = buckets.take(who)
+            if wait:
+                response = JSONResponse({"detail": f"rate limit of {config.rate_limit:g} requests/s exceeded"},
+                                        status_code=429, headers={"Retry-After": str(max(1, math.ceil(wait)))})
+                _observe(request, response, t0)
+                return response
+        response = await call_next(request)
+        _observe(request, response, t0)
+        return response
+
+    def _observe(request: Request, response, t0: float) -> None:
+        route = request.scope.get("route")
+        name = getattr(route, "path", None) or "unmatched"
+        m_requests.labels(request.method, name, str(response.status_code)).inc()
+        m_latency.labels(name).observe(time.perf_counter() - t0)
+
+    @app.exception_handler(UnknownIdError)
+    async def _unknown(request: Request, exc: UnknownIdError):
+        return JSONResponse({"detail": str(exc.args[0]) if exc.args else str(exc)}, status_code=404)
+
+    @app.exception_handler(NotFittedError)
+    async def _not_fitted(request: Request, exc: NotFittedError):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    def _ranking(ids: np.ndarray, scores: np.ndarray) -> RankingResponse:
+        return RankingResponse(items=[ScoredItem(item_id=str(i), score=float(s))
+                                      for i, s in zip(ids, scores) if i and math.isfinite(float(s))])
+
+    # ------------------------------------------------------------------ endpoints
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    def healthz() -> Health:
+        """Liveness and a summary of the served model (no key needed)."""
+        return Health(status="ok", items=len(model.items.ids), users=len(model.profiles),
+                      previews=enricher.has_previews, blurbs=enricher.has_blurbs, version=__version__)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/enrich", response_model=EnrichResponse, tags=["ranking"],
+              responses={409: {"description": "blurbs/previews asked for but no generator was trained"},
+                         413: {"description": "too many candidates or body too large"}})
+    def enrich(req: EnrichRequest) -> EnrichResponse:
+        """recgen features for (user, item) candidates, plus blurbs and preview URLs on request.
+
+        Unknown users or items never fail: their features are null and ``recgen_known_*`` false.
+        """
+        if len(req.candidates) > config.max_candidates:
+            raise HTTPException(413, f"{len(req.candidates)} candidates; this service accepts at most "
+                                     f"{config.max_candidates} per request: split the batch")
+        frame = pd.DataFrame({"user_id": [c.user_id for c in req.candidates],
+                              "item_id": [c.item_id for c in req.candidates]})
+        out = enricher.enrich(frame, features=req.features, blurbs=req.blurbs, previews=False)
+        if req.previews:
+            if not enricher.has_previews:
+                raise NotFittedError("previews=true needs a trained preview generator in the served directory")
+            known = out["recgen_known_item"] if "recgen_known_item" in out else \
+                frame["item_id"].isin(pd.Index(model.items.ids))
+            out["recgen_preview"] = [f"/previews/{quote(u, safe='')}/{quote(i, safe='')}.png" if k else None
+                                     for u, i, k in zip(frame["user_id"], frame["item_id"], known)]
+        m_candidates.inc(len(frame))
+        columns = [c for c in out.columns]
+        records = out.astype(object).where(out.notna(), None).to_dict(orient="records")
+        return EnrichResponse(rows=[EnrichedRow(**r) for r in records], columns=columns)
+
+    @app.post("/recommend", response_model=RankingResponse, tags=["ranking"],
+              responses={404: {"description": "unknown user, or no history item is known"}})
+    def recommend(req: RecommendRequest) -> RankingResponse:
+        """Top-k items by content similarity to the user's taste (or to a session ``history``)."""
+        if (req.user_id is None) == (req.history is None):
+            raise HTTPException(422, "send exactly one of user_id (a known user) or history (item ids)")
+        try:
+            ids, scores = model.recommend(req.user_id or "", req.k, exclude_seen=req.exclude_seen,
+                                          history=req.history)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return _ranking(ids, scores)
+
+    @app.post("/search", response_model=RankingResponse, tags=["search"],
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": SearchRequest.model_json_schema()},
+                  "multipart/form-data": {"schema": {
+                      "type": "object", "required": ["image"],
+                      "properties": {"image": {"type": "string", "format": "binary"},
+                                     "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 10},
+                                     "modality": {"type": "string", "enum": [m.value for m in Modality],
+                                                  "default": "fused"}}}}}}})
+    async def search(request: Request) -> RankingResponse:
+        """Items matching a text query (JSON ``{"query": ..., "k": .., "modality": ..}``) or an
+        uploaded image (multipart form with an ``image`` file). ``modality`` picks the index
+        searched: ``image`` finds items by their pictures, ``text`` by their descriptions."""
+        from starlette.concurrency import run_in_threadpool
+
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                req = SearchRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from exc
+            fn, arg, k, modality = model.search_text, req.query, req.k, req.modality.value
+            if not req.query.strip():
+                raise HTTPException(422, "query must contain a non-blank character")
+        elif ctype == "multipart/form-data":
+            try:
+                form = await request.form(max_files=1, max_fields=10)
+            except Exception as exc:  # malformed multipart bodies come in many shapes
+                raise HTTPException(400, f"malformed multipart body: {exc}") from exc
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(422, "multipart search needs an 'image' file field")
+            try:
+                k = int(form.get("k", 10))
+                modality = Modality(form.get("modality", "fused")).value
+            except ValueError as exc:
+                raise HTTPException(422, f"k must be an integer in [1, {MAX_K}] and modality one of "
+                                         f"{[m.value for m in Modality]}") from exc
+            if not 1 <= k <= MAX_K:
+                raise HTTPException(422, f"k must be in [1, {MAX_K}]; got {k}")
+            fn, arg = model.search_image, await upload.read()
+        else:
+            raise HTTPException(415, "send application/json {\"query\": ...} or multipart/form-data with an 'image' file")
+        if modality not in model.indexes:
+            raise HTTPException(422, f"no item has a {modality!r} vector in this model")
+        try:
+            ids, scores = await run_in_threadpool(fn, arg, k, modality=modality)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return _ranking(ids, scores)
+
+    @app.get("/items/{item_id}/similar", response_model=RankingResponse, tags=["search"],
+             responses={404: {"description": "unknown item"}})
+    def similar(item_id: Annotated[str, PathParam(max_length=MAX_ID_LENGTH)],
+                k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                modality: Modality = Modality.fused) -> RankingResponse:
+        """Items nearest to ``item_id`` (itself excluded) in one modality's index."""
+        if modality.value not in model.indexes:
+            raise HTTPException(422, f"no item has a {modality.value!r} vector in this model")
+        return _ranking(*model.similar_items(item_id, k, modality=modality.value))
+
+    @app.get("/previews/{user_id}/{item_file}", tags=["content"], response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "PNG preview"},
+                        404: {"description": "unknown item"}, 409: {"description": "no preview generator"}})
+    def preview(user_id: Annotated[str, PathParam(max_length=MAX_ID_LENGTH)],
+                item_file: Annotated[str, PathParam(max_length=MAX_ID_LENGTH + 4, pattern=r".+\.png$")]) -> Response:
+        """Preview of ``item_id`` personalized for ``user_id`` (``_`` or an unknown user: neutral).
+
+        Generated on demand (deterministic for a user and item), kept in an in-memory LRU.
+        """
+        item_id = item_file[:-4]
+        if not enricher.has_previews:
+            raise NotFittedError("this service has no trained preview generator")
+        if item_id not in set_items:
+            raise UnknownIdError(f"item_id {item_id!r} is not in the model")
+        user = None if user_id == NEUTRAL_USER else user_id
+        key = (user, item_id)
+        png = previews.get(key)
+        if png is None:
+            png = enricher.preview_png(user, item_id)
+            previews.put(key, png)
+            m_previews.inc()
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    set_items = frozenset(model.items.ids.tolist())
+    return _with_body_limit(app, config.max_body_bytes)
+
+
+def _with_body_limit(app: "FastAPI", max_bytes: int) -> "FastAPI":
+    app.add_middleware(_BodyLimit, max_bytes=max_bytes)
+    return app
+
+
+def app_from_env() -> "FastAPI":
+    """App factory for ``uvicorn --factory`` / multi-worker ``recgen serve``: reads ``RECGEN_SERVE_DIR``
+    and the variables of :func:`config_from_env`."""
+    directory = os.environ.get("RECGEN_SERVE_DIR")
+    if not directory:
+        raise RuntimeError("RECGEN_SERVE_DIR is not set: point it at a saved recgen directory")
+    return create_app(directory, config_from_env())
+
+
+__all__ = ["ServiceConfig", "create_app", "config_from_env", "read_key_file", "app_from_env"]
