@@ -15,6 +15,7 @@ Spark users get the same function through ``mapInPandas`` (see the README).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ def enrich_dataset(ds: "ray.data.Dataset", directory: str | Path, *, batch_size:
     concurrency : int or (min, max)
         Number of actors (each holds one copy of the model in memory).
     num_cpus : float
-        CPUs reserved per actor.
+        CPUs reserved per actor. Leave some of the cluster's CPUs free
+        (``concurrency * num_cpus`` below the total): Ray Data's read and repartition tasks
+        need a CPU too, and with every CPU held by idle actors the job waits forever.
     load_kwargs : dict, optional
         For :meth:`Enricher.load`.
     **enrich_kwargs
@@ -93,6 +96,12 @@ def enrich_dataset(ds: "ray.data.Dataset", directory: str | Path, *, batch_size:
     resolve_directory(directory)  # fail here, on the driver, rather than in every actor
     if enrich_kwargs.get("previews") and enrich_kwargs.get("preview_format", "path") == "path":
         raise ValueError("previews in a Ray job must be preview_format='bytes' (workers do not share a preview_dir)")
+    most = concurrency[1] if isinstance(concurrency, tuple) else concurrency
+    total = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+    if total and most * num_cpus >= total:
+        warnings.warn(f"concurrency={most} actors x num_cpus={num_cpus} hold all {total:g} CPUs of the cluster; "
+                      "Ray Data's read/repartition tasks then cannot run and the job may wait forever. "
+                      "Fix: lower concurrency or num_cpus (e.g. num_cpus=0.5)", RuntimeWarning, stacklevel=2)
     return ds.map_batches(EnrichActor, batch_format="pandas", batch_size=batch_size, concurrency=concurrency,
                           num_cpus=num_cpus,
                           fn_constructor_kwargs={"directory": str(directory.resolve()), "enrich_kwargs": enrich_kwargs,
