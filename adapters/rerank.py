@@ -1,0 +1,381 @@
+"""Re-rank candidates of an existing recommender with recgen features and a learned combiner.
+
+A collaborative-filtering model (ALS, BPR, a two-tower retriever, a heuristic) proposes
+candidates; recgen adds how well each candidate matches the user's taste in text, image and
+review space; a small learned model combines both. The CF side stays what it is: this module
+only needs its output.
+
+Two input formats::
+
+    # the `implicit` library: model.recommend(userids, user_items[userids], N=100)
+    ids, scores = als.recommend(rows, user_items[rows], N=100, filter_already_liked_items=True)
+    cands = candidates_from_implicit(user_ids, ids, scores, item_ids=item_ids)
+
+    # any (user, item, score) frame
+    cands = candidates_from_frame(df, user_col="customer", item_col="sku", score_col="cf_score")
+
+then::
+
+    rr = LearnedReranker("models/shop").fit(val_candidates, val_interactions)
+    top10 = rr.rerank(cands, k=10)          # user_id, item_id, score, cf_rank, rerank_score, rerank_rank
+
+The combiner is fitted on candidates of a *later* period than the one the CF model and the
+recgen profiles were fitted on (a validation window), with the items the users then
+interacted with as positives; see ``benchmarks/bench_rerank_movielens.py`` for the protocol
+and ``adapters/examples/`` for runnable scripts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from recgen.errors import NotFittedError
+from recgen_adapters.core import Enricher
+from recgen_adapters.sklearn_transformer import RecgenFeatures
+
+RANK_COL = "cf_rank"
+CF_FEATURES = ("cf_rank", "cf_gap", "cf_z")
+MODELS = ("hgb", "logistic", "lambdarank")
+
+
+def candidates_from_implicit(user_ids: Sequence[Any], ids: np.ndarray, scores: np.ndarray, *,
+                             item_ids: Sequence[Any], user_col: str = "user_id", item_col: str = "item_id",
+                             score_col: str = "score") -> pd.DataFrame:
+    """Turn ``implicit``'s ``recommend`` output into a candidate frame.
+
+    Parameters
+    ----------
+    user_ids : sequence
+        External user id of each row of ``ids`` (the users you passed as ``userid``, mapped
+        back from implicit's row numbers).
+    ids : ndarray of int, shape (n_users, N) or (N,)
+        Item row numbers as returned by ``model.recommend`` (``-1`` padding is dropped).
+    scores : ndarray of float, same shape
+        The model's scores (non-finite entries are dropped).
+    item_ids : sequence
+        External item id of each item row number (the columns of ``user_items``).
+    user_col, item_col, score_col : str
+        Names of the output columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``user_col, item_col, score_col, cf_rank`` (1 = best), ids as str, grouped by user
+        in the order of ``user_ids``, best first.
+    """
+    ids = np.asarray(ids)
+    scores = np.asarray(scores, dtype=np.float64)
+    if ids.ndim == 1:
+        ids, scores = ids[None, :], scores[None, :]
+    if ids.ndim != 2 or ids.shape != scores.shape:
+        raise ValueError(f"ids and scores must have the same (n_users, N) shape; got {ids.shape} and {scores.shape}")
+    users = np.asarray([str(u) for u in user_ids], dtype=object)
+    if len(users) != ids.shape[0]:
+        raise ValueError(f"user_ids has {len(users)} ids but ids has {ids.shape[0]} rows: pass one user id per row")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be implicit's integer item row numbers; got dtype {ids.dtype}")
+    catalog = np.asarray([str(i) for i in item_ids], dtype=object)
+    keep = (ids >= 0) & np.isfinite(scores)
+    if (ids[keep] >= len(catalog)).any():
+        raise ValueError(f"ids contains item row {int(ids[keep].max())} but item_ids has only {len(catalog)} ids: "
+                         f"pass the ids of every column of the user_items matrix the model was fitted on")
+    rows, cols = np.nonzero(keep)
+    out = pd.DataFrame({user_col: users[rows], item_col: catalog[ids[rows, cols]], score_col: scores[rows, cols]})
+    return _with_rank(out, user_col, score_col)
+
+
+def candidates_from_frame(frame: pd.DataFrame, *, user_col: str = "user_id", item_col: str = "item_id",
+                          score_col: str = "score", k: int | None = None) -> pd.DataFrame:
+    """Normalise a generic ``(user, item, score)`` frame into a candidate frame.
+
+    Rows with a missing id or a non-finite score are dropped; a duplicated (user, item)
+    keeps its best score; ids become str; ``cf_rank`` (1 = best) is added; other columns are
+    kept (they can feed the combiner through ``extra_features=``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    user_col, item_col, score_col : str
+    k : int, optional
+        Keep the best ``k`` candidates per user.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Grouped by user (first-seen order), best first, fresh index.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}")
+    missing = [c for c in (user_col, item_col, score_col) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame is missing column(s) {missing}; it has {list(frame.columns)}. "
+                         f"Pass user_col=/item_col=/score_col= to name yours")
+    if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be a positive int or None; got {k!r}")
+    score = pd.to_numeric(frame[score_col], errors="coerce")
+    ok = frame[user_col].notna() & frame[item_col].notna() & np.isfinite(score.to_numpy(dtype=np.float64, na_value=np.nan))
+    out = frame.loc[ok].copy()
+    out[user_col] = out[user_col].astype(str)
+    out[item_col] = out[item_col].astype(str)
+    out[score_col] = score[ok].astype(np.float64)
+    out = out.sort_values(score_col, ascending=False, kind="stable").drop_duplicates([user_col, item_col])
+    out = _with_rank(out, user_col, score_col)
+    if k is not None:
+        out = out[out[RANK_COL] <= k].reset_index(drop=True)
+    return out
+
+
+def _with_rank(df: pd.DataFrame, user_col: str, score_col: str) -> pd.DataFrame:
+    """Group rows by user (first-seen order), best score first, and add ``cf_rank``."""
+    order = pd.Categorical(df[user_col], categories=pd.unique(df[user_col]), ordered=True)
+    df = df.assign(_u=order).sort_values(["_u", score_col], ascending=[True, False], kind="stable")
+    df = df.drop(columns="_u").reset_index(drop=True)
+    df[RANK_COL] = df.groupby(user_col, sort=False).cumcount().to_numpy() + 1
+    return df
+
+
+def _default_model(name: str, random_state: int):
+    if name == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                              min_samples_leaf=50, l2_regularization=1.0, early_stopping=False,
+                                              random_state=random_state)
+    if name == "logistic":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        return Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(max_iter=2000, C=1.0))])
+    if name == "lambdarank":
+        try:
+            from lightgbm import LGBMRanker
+        except ImportError as exc:
+            raise ImportError("model='lambdarank' needs LightGBM: pip install lightgbm (or use model='hgb')") from exc
+        return LGBMRanker(objective="lambdarank", n_estimators=200, learning_rate=0.05, num_leaves=15,
+                          min_child_samples=50, random_state=random_state, verbose=-1)
+    raise ValueError(f"model must be one of {MODELS} or a scikit-learn estimator; got {name!r}")
+
+
+class LearnedReranker:
+    """Combine a recommender's candidate scores with recgen features and re-rank.
+
+    Parameters
+    ----------
+    enricher : str, Path or Enricher
+        Saved recgen directory or loaded :class:`Enricher`, fitted on interactions up to the
+        time the candidates were produced (features must not see the future).
+    model : {"hgb", "logistic", "lambdarank"} or estimator, default "hgb"
+        The combiner. ``"hgb"``: pointwise HistGradientBoostingClassifier (no extra
+        dependency); ``"logistic"``: standardised logistic regression (interpretable
+        weights); ``"lambdarank"``: LightGBM ``LGBMRanker`` optimising NDCG per user;
+        or any classifier with ``predict_proba`` / ``decision_function``.
+    user_col, item_col, score_col : str
+        Columns of the candidate frames.
+    extra_features : sequence of str
+        Other numeric candidate columns to feed the combiner (e.g. item popularity).
+    modalities : sequence of str, optional
+        recgen similarities used (default: all of the model's).
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    pipeline_ : sklearn.pipeline.Pipeline
+        ``RecgenFeatures -> model``, fitted.
+    feature_names_ : list of str
+        Inputs of the combiner, in order.
+    fit_info_ : dict
+        Rows, positives and users seen in :meth:`fit`.
+
+    Notes
+    -----
+    CF features given to the combiner: the raw score, ``cf_rank``, ``cf_gap`` (the score
+    minus the user's best candidate score) and ``cf_z`` (the score standardised within the
+    user's candidates); the last two make scores comparable across users.
+    """
+
+    def __init__(self, enricher: str | Path | Enricher, *, model: str | Any = "hgb", user_col: str = "user_id",
+                 item_col: str = "item_id", score_col: str = "score", extra_features: Sequence[str] = (),
+                 modalities: Sequence[str] | None = None, random_state: int = 0) -> None:
+        self.enricher = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        if isinstance(model, str):
+            _default_model(model, random_state)  # validate the name now, not at fit
+        self.model = model
+        self.user_col, self.item_col, self.score_col = user_col, item_col, score_col
+        self.extra_features = list(extra_features)
+        self.modalities = modalities
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ helpers
+    def _inputs(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        """``user, item, score, cf_rank, cf_gap, cf_z, extras`` in a fixed order."""
+        if not isinstance(candidates, pd.DataFrame):
+            raise TypeError(f"candidates must be a pandas DataFrame; got {type(candidates).__name__}")
+        need = [self.user_col, self.item_col, self.score_col, *self.extra_features]
+        missing = [c for c in need if c not in candidates.columns]
+        if missing:
+            raise ValueError(f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
+                             f"Build it with candidates_from_implicit / candidates_from_frame, or pass "
+                             f"user_col=/item_col=/score_col=/extra_features= to match yours")
+        if not len(candidates):
+            raise ValueError("candidates is empty")
+        users = candidates[self.user_col].astype(str)
+        score = pd.to_numeric(candidates[self.score_col], errors="coerce").astype(np.float64)
+        if not np.isfinite(score.to_numpy()).all():
+            raise ValueError(f"column {self.score_col!r} has missing or non-finite scores: clean them first "
+                             f"(candidates_from_frame drops such rows)")
+        grouped = score.groupby(users.to_numpy(), sort=False)
+        rank = grouped.rank(method="first", ascending=False)
+        if RANK_COL in candidates.columns:
+            rank = pd.to_numeric(candidates[RANK_COL], errors="coerce").fillna(rank)
+        std = grouped.transform("std").fillna(0.0).to_numpy()
+        z = (score - grouped.transform("mean")).to_numpy() / np.where(std > 0, std, 1.0)
+        X = pd.DataFrame({self.user_col: users.to_numpy(), self.item_col: candidates[self.item_col].astype(str).to_numpy(),
+                          self.score_col: score.to_numpy(), "cf_rank": rank.to_numpy(dtype=np.float64),
+                          "cf_gap": (score - grouped.transform("max")).to_numpy(), "cf_z": z})
+        for c in self.extra_features:
+            X[c] = pd.to_numeric(candidates[c], errors="coerce").to_numpy(dtype=np.float64)
+        return X
+
+    def _pipeline(self) -> Pipeline:
+        est = _default_model(self.model, self.random_state) if isinstance(self.model, str) else clone(self.model)
+        feats = RecgenFeatures(self.enricher, user_col=self.user_col, item_col=self.item_col,
+                               modalities=self.modalities, fill_value=0.0)
+        return Pipeline([("recgen", feats), ("model", est)])
+
+    # ---------------------------------------------------------------------- API
+    def fit(self, candidates: pd.DataFrame, positives: pd.DataFrame) -> "LearnedReranker":
+        """Learn the combiner: a candidate is positive when ``(user, item)`` is in ``positives``.
+
+        Parameters
+        ----------
+        candidates : DataFrame
+            Candidates produced at time t (e.g. for the users of a validation window).
+        positives : DataFrame
+            ``user_col, item_col`` rows the users interacted with after t.
+
+        Returns
+        -------
+        self
+        """
+        X = self._inputs(candidates)
+        missing = [c for c in (self.user_col, self.item_col) if c not in getattr(positives, "columns", [])]
+        if missing:
+            raise ValueError(f"positives must be a DataFrame with columns {[self.user_col, self.item_col]}; "
+                             f"missing {missing}")
+        pos = set(zip(positives[self.user_col].astype(str), positives[self.item_col].astype(str)))
+        y = np.fromiter(((u, i) in pos for u, i in zip(X[self.user_col], X[self.item_col])), dtype=bool, count=len(X))
+        if not y.any():
+            raise ValueError(f"none of the {len(X)} candidate pairs is among the {len(pos)} positives: check that "
+                             f"both use the same ids (as str) and that positives come from the candidates' period")
+        if y.all():
+            raise ValueError("every candidate is a positive: the combiner needs negatives too (pass all candidates)")
+        pipe = self._pipeline()
+        fit_params: dict[str, Any] = {}
+        if self.model == "lambdarank":
+            # LambdaMART needs rows grouped by user; users without any positive carry no signal
+            has_pos = pd.Series(y).groupby(X[self.user_col].to_numpy(), sort=False).transform("any").to_numpy()
+            X, y = X[has_pos].reset_index(drop=True), y[has_pos]
+            order = np.argsort(pd.factorize(X[self.user_col])[0], kind="stable")
+            X, y = X.iloc[order].reset_index(drop=True), y[order]
+            fit_params["model__group"] = X.groupby(self.user_col, sort=False).size().to_numpy()
+        pipe.fit(X, y.astype(int), **fit_params)
+        self.pipeline_ = pipe
+        self.feature_names_ = list(pipe.named_steps["recgen"].get_feature_names_out())
+        self.fit_info_ = {"rows": int(len(X)), "positives": int(y.sum()), "users": int(X[self.user_col].nunique())}
+        return self
+
+    def use_enricher(self, enricher: str | Path | Enricher) -> "LearnedReranker":
+        """Swap in a recgen model refitted on more recent history, keeping the learned combiner.
+
+        The usual cycle: fit the combiner on a validation window, then serve with recgen
+        (and the CF model) refitted on everything up to now. The new model must produce the
+        same feature columns.
+
+        Returns
+        -------
+        self
+        """
+        new = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        if hasattr(self, "pipeline_"):
+            step = self.pipeline_.named_steps["recgen"]
+            names = new.feature_names(modalities=self.modalities)
+            if not step.add_flags:
+                names = [c for c in names if "_sim_" in c]
+            if names != step._recgen_cols:
+                raise ValueError(f"the new recgen model yields features {names} but the combiner was fitted on "
+                                 f"{step._recgen_cols}: refit the combiner, or fit recgen with the same modalities")
+            step.enricher_ = new
+            step.enricher = new
+        self.enricher = new
+        return self
+
+    def predict(self, candidates: pd.DataFrame) -> np.ndarray:
+        """Combiner score of each candidate row (higher is better), in row order."""
+        if not hasattr(self, "pipeline_"):
+            raise NotFittedError("LearnedReranker is not fitted: call fit(candidates, positives) first")
+        X = self._inputs(candidates)
+        model = self.pipeline_.named_steps["model"]
+        if hasattr(model, "predict_proba") and self.model != "lambdarank":
+            return self.pipeline_.predict_proba(X)[:, 1]
+        if hasattr(model, "decision_function"):
+            return np.asarray(self.pipeline_.decision_function(X), dtype=np.float64)
+        return np.asarray(self.pipeline_.predict(X), dtype=np.float64)
+
+    def rerank(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """Candidates re-ordered per user by the combiner.
+
+        Parameters
+        ----------
+        candidates : DataFrame
+        k : int, optional
+            Keep the top ``k`` per user.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The candidate columns plus ``rerank_score`` and ``rerank_rank`` (1 = best),
+            grouped by user (first-seen order), best first.
+        """
+        if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+            raise ValueError(f"k must be a positive int or None; got {k!r}")
+        out = candidates.reset_index(drop=True).assign(rerank_score=self.predict(candidates))
+        users = out[self.user_col].astype(str)
+        order = pd.Categorical(users, categories=pd.unique(users), ordered=True)
+        out = out.assign(_u=order).sort_values(["_u", "rerank_score"], ascending=[True, False], kind="stable")
+        out = out.drop(columns="_u").reset_index(drop=True)
+        out["rerank_rank"] = out.groupby(self.user_col, sort=False).cumcount().to_numpy() + 1
+        if k is not None:
+            out = out[out["rerank_rank"] <= k].reset_index(drop=True)
+        return out
+
+    def feature_importance(self, candidates: pd.DataFrame, positives: pd.DataFrame, *, n_repeats: int = 3
+                           ) -> pd.Series:
+        """Permutation importance (drop in ROC AUC) of each combiner input on held-out rows."""
+        from sklearn.inspection import permutation_importance
+
+        if not hasattr(self, "pipeline_"):
+            raise NotFittedError("LearnedReranker is not fitted: call fit(candidates, positives) first")
+        X = self._inputs(candidates)
+        feats = self.pipeline_.named_steps["recgen"].transform(X)
+        pos = set(zip(positives[self.user_col].astype(str), positives[self.item_col].astype(str)))
+        y = np.array([(u, i) in pos for u, i in zip(X[self.user_col], X[self.item_col])], dtype=int)
+        model = self.pipeline_.named_steps["model"]
+        if not 0 < y.sum() < len(y):
+            raise ValueError("feature_importance needs both positive and negative candidates")
+        ranker = self.model == "lambdarank" or not hasattr(model, "predict_proba")
+
+        def auc(est, data, target):
+            from sklearn.metrics import roc_auc_score
+
+            s = est.predict(data) if ranker and not hasattr(est, "decision_function") else (
+                est.decision_function(data) if ranker else est.predict_proba(data)[:, 1])
+            return roc_auc_score(target, s)
+
+        res = permutation_importance(model, feats, y, n_repeats=n_repeats, random_state=self.random_state,
+                                     scoring=auc)
+        return pd.Series(res.importances_mean, index=self.feature_names_).sort_values(ascending=False)
