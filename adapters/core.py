@@ -260,7 +260,7 @@ class Enricher:
                        preview_format: str, prefix: str) -> None:
         u = np.asarray(id_strings(users), dtype=object)
         i = np.asarray(id_strings(items), dtype=object)
-        known_item = pd.Index(self.model.items.ids).get_indexer(i) >= 0
+        known_item = self.model.items.rows(i) >= 0
         pairs = pd.DataFrame({"u": u[known_item], "i": i[known_item]})
         uniq = pairs.drop_duplicates().reset_index(drop=True)
         # unknown users get the neutral version: the generator treats None as "no taste"

@@ -161,7 +161,76 @@ def _default_model(name: str, random_state: int):
     raise ValueError(f"model must be one of {MODELS} or a scikit-learn estimator; got {name!r}")
 
 
-class LearnedReranker:
+class _Reranker:
+    """What every re-ranker shares: CF input features and re-ordering by :meth:`predict`."""
+
+    user_col: str
+    item_col: str
+    score_col: str
+    extra_features: Sequence[str] = ()
+
+    def predict(self, candidates: pd.DataFrame) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _inputs(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        """``user, item, score, cf_rank, cf_gap, cf_z, extras`` in a fixed order."""
+        if not isinstance(candidates, pd.DataFrame):
+            raise TypeError(f"candidates must be a pandas DataFrame; got {type(candidates).__name__}")
+        need = [self.user_col, self.item_col, self.score_col, *self.extra_features]
+        missing = [c for c in need if c not in candidates.columns]
+        if missing:
+            raise ValueError(f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
+                             f"Build it with candidates_from_implicit / candidates_from_frame, or pass "
+                             f"user_col=/item_col=/score_col=/extra_features= to match yours")
+        if not len(candidates):
+            raise ValueError("candidates is empty")
+        users = candidates[self.user_col].astype(str)
+        score = pd.to_numeric(candidates[self.score_col], errors="coerce").astype(np.float64)
+        if not np.isfinite(score.to_numpy()).all():
+            raise ValueError(f"column {self.score_col!r} has missing or non-finite scores: clean them first "
+                             f"(candidates_from_frame drops such rows)")
+        grouped = score.groupby(users.to_numpy(), sort=False)
+        rank = grouped.rank(method="first", ascending=False)
+        if RANK_COL in candidates.columns:
+            rank = pd.to_numeric(candidates[RANK_COL], errors="coerce").fillna(rank)
+        std = grouped.transform("std").fillna(0.0).to_numpy()
+        z = (score - grouped.transform("mean")).to_numpy() / np.where(std > 0, std, 1.0)
+        X = pd.DataFrame({self.user_col: users.to_numpy(), self.item_col: candidates[self.item_col].astype(str).to_numpy(),
+                          self.score_col: score.to_numpy(), "cf_rank": rank.to_numpy(dtype=np.float64),
+                          "cf_gap": (score - grouped.transform("max")).to_numpy(), "cf_z": z})
+        for c in self.extra_features:
+            X[c] = pd.to_numeric(candidates[c], errors="coerce").to_numpy(dtype=np.float64)
+        return X
+
+    def rerank(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """Candidates re-ordered per user by the combiner.
+
+        Parameters
+        ----------
+        candidates : DataFrame
+        k : int, optional
+            Keep the top ``k`` per user.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The candidate columns plus ``rerank_score`` and ``rerank_rank`` (1 = best),
+            grouped by user (first-seen order), best first.
+        """
+        if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+            raise ValueError(f"k must be a positive int or None; got {k!r}")
+        out = candidates.reset_index(drop=True).assign(rerank_score=self.predict(candidates))
+        users = out[self.user_col].astype(str)
+        order = pd.Categorical(users, categories=pd.unique(users), ordered=True)
+        out = out.assign(_u=order).sort_values(["_u", "rerank_score"], ascending=[True, False], kind="stable")
+        out = out.drop(columns="_u").reset_index(drop=True)
+        out["rerank_rank"] = out.groupby(self.user_col, sort=False).cumcount().to_numpy() + 1
+        if k is not None:
+            out = out[out["rerank_rank"] <= k].reset_index(drop=True)
+        return out
+
+
+class LearnedReranker(_Reranker):
     """Combine a recommender's candidate scores with recgen features and re-rank.
 
     Parameters
@@ -211,36 +280,6 @@ class LearnedReranker:
         self.random_state = random_state
 
     # ------------------------------------------------------------------ helpers
-    def _inputs(self, candidates: pd.DataFrame) -> pd.DataFrame:
-        """``user, item, score, cf_rank, cf_gap, cf_z, extras`` in a fixed order."""
-        if not isinstance(candidates, pd.DataFrame):
-            raise TypeError(f"candidates must be a pandas DataFrame; got {type(candidates).__name__}")
-        need = [self.user_col, self.item_col, self.score_col, *self.extra_features]
-        missing = [c for c in need if c not in candidates.columns]
-        if missing:
-            raise ValueError(f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
-                             f"Build it with candidates_from_implicit / candidates_from_frame, or pass "
-                             f"user_col=/item_col=/score_col=/extra_features= to match yours")
-        if not len(candidates):
-            raise ValueError("candidates is empty")
-        users = candidates[self.user_col].astype(str)
-        score = pd.to_numeric(candidates[self.score_col], errors="coerce").astype(np.float64)
-        if not np.isfinite(score.to_numpy()).all():
-            raise ValueError(f"column {self.score_col!r} has missing or non-finite scores: clean them first "
-                             f"(candidates_from_frame drops such rows)")
-        grouped = score.groupby(users.to_numpy(), sort=False)
-        rank = grouped.rank(method="first", ascending=False)
-        if RANK_COL in candidates.columns:
-            rank = pd.to_numeric(candidates[RANK_COL], errors="coerce").fillna(rank)
-        std = grouped.transform("std").fillna(0.0).to_numpy()
-        z = (score - grouped.transform("mean")).to_numpy() / np.where(std > 0, std, 1.0)
-        X = pd.DataFrame({self.user_col: users.to_numpy(), self.item_col: candidates[self.item_col].astype(str).to_numpy(),
-                          self.score_col: score.to_numpy(), "cf_rank": rank.to_numpy(dtype=np.float64),
-                          "cf_gap": (score - grouped.transform("max")).to_numpy(), "cf_z": z})
-        for c in self.extra_features:
-            X[c] = pd.to_numeric(candidates[c], errors="coerce").to_numpy(dtype=np.float64)
-        return X
-
     def _pipeline(self) -> Pipeline:
         est = _default_model(self.model, self.random_state) if isinstance(self.model, str) else clone(self.model)
         feats = RecgenFeatures(self.enricher, user_col=self.user_col, item_col=self.item_col,
@@ -326,33 +365,6 @@ class LearnedReranker:
             return np.asarray(self.pipeline_.decision_function(X), dtype=np.float64)
         return np.asarray(self.pipeline_.predict(X), dtype=np.float64)
 
-    def rerank(self, candidates: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
-        """Candidates re-ordered per user by the combiner.
-
-        Parameters
-        ----------
-        candidates : DataFrame
-        k : int, optional
-            Keep the top ``k`` per user.
-
-        Returns
-        -------
-        pandas.DataFrame
-            The candidate columns plus ``rerank_score`` and ``rerank_rank`` (1 = best),
-            grouped by user (first-seen order), best first.
-        """
-        if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
-            raise ValueError(f"k must be a positive int or None; got {k!r}")
-        out = candidates.reset_index(drop=True).assign(rerank_score=self.predict(candidates))
-        users = out[self.user_col].astype(str)
-        order = pd.Categorical(users, categories=pd.unique(users), ordered=True)
-        out = out.assign(_u=order).sort_values(["_u", "rerank_score"], ascending=[True, False], kind="stable")
-        out = out.drop(columns="_u").reset_index(drop=True)
-        out["rerank_rank"] = out.groupby(self.user_col, sort=False).cumcount().to_numpy() + 1
-        if k is not None:
-            out = out[out["rerank_rank"] <= k].reset_index(drop=True)
-        return out
-
     def feature_importance(self, candidates: pd.DataFrame, positives: pd.DataFrame, *, n_repeats: int = 3
                            ) -> pd.Series:
         """Permutation importance (drop in ROC AUC) of each combiner input on held-out rows."""
@@ -379,3 +391,85 @@ class LearnedReranker:
         res = permutation_importance(model, feats, y, n_repeats=n_repeats, random_state=self.random_state,
                                      scoring=auc)
         return pd.Series(res.importances_mean, index=self.feature_names_).sort_values(ascending=False)
+
+
+class BlendReranker(_Reranker):
+    """Re-rank by ``cf_z + weight * z(recgen similarity)``, with one weight tuned for NDCG@k.
+
+    A one-parameter combiner for small feedback windows, where a learned model over many
+    features overfits: both signals are standardised within each user's candidates and the
+    weight is picked from ``weights`` by mean NDCG@k on the fitting window. ``weight = 0``
+    (the CF order) is always a candidate, so the blend can only choose to keep the CF ranking
+    when recgen does not help on the fitting window.
+
+    Parameters
+    ----------
+    enricher : str, Path or Enricher
+    modality : str, default "fused"
+        The recgen similarity blended in.
+    weights : sequence of float
+        Candidate weights.
+    k : int, default 10
+        Cut-off of the NDCG used to pick the weight.
+    user_col, item_col, score_col : str
+
+    Attributes
+    ----------
+    weight_ : float
+    scores_ : dict
+        Mean NDCG@k of every weight on the fitting window.
+    """
+
+    def __init__(self, enricher: str | Path | Enricher, *, modality: str = "fused",
+                 weights: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+                 k: int = 10, user_col: str = "user_id", item_col: str = "item_id", score_col: str = "score") -> None:
+        self.enricher = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        if f"recgen_sim_{modality}" not in self.enricher.feature_names():
+            raise ValueError(f"modality {modality!r} is not one of the model's: {self.enricher.feature_names()}")
+        if not len(weights) or any(not np.isfinite(w) or w < 0 for w in weights):
+            raise ValueError(f"weights must be non-negative finite numbers; got {weights!r}")
+        self.modality, self.weights, self.k = modality, tuple(float(w) for w in weights), int(k)
+        self.user_col, self.item_col, self.score_col = user_col, item_col, score_col
+
+    def _parts(self, candidates: pd.DataFrame) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+        X = self._inputs(candidates)
+        users = X[self.user_col]
+        sim = self.enricher.enrich(X[[self.user_col, self.item_col]], user_col=self.user_col, item_col=self.item_col,
+                                   modalities=[self.modality])[f"recgen_sim_{self.modality}"].astype(np.float64)
+        g = sim.groupby(users.to_numpy(), sort=False)
+        std = g.transform("std").fillna(0.0).to_numpy()
+        z = ((sim - g.transform("mean")).to_numpy() / np.where(std > 0, std, 1.0))
+        z = np.nan_to_num(z, nan=0.0)  # unknown user/item: no evidence either way
+        return users, X["cf_z"].to_numpy(), z
+
+    def fit(self, candidates: pd.DataFrame, positives: pd.DataFrame) -> "BlendReranker":
+        """Pick the weight with the best mean NDCG@k over the users with a positive."""
+        from recgen.evaluation.ranking import ndcg_at_k
+
+        users, cf, z = self._parts(candidates)
+        items = candidates[self.item_col].astype(str).to_numpy()
+        truth = positives.assign(_u=positives[self.user_col].astype(str), _i=positives[self.item_col].astype(str)) \
+            .groupby("_u")["_i"].agg(set)
+        groups = [(u, idx) for u, idx in pd.Series(np.arange(len(users))).groupby(users.to_numpy(), sort=False)
+                  .indices.items() if u in truth.index and truth[u] & set(items[idx])]
+        if not groups:
+            raise ValueError("no user has a positive among their candidates: check ids and the positives' period")
+        self.scores_ = {}
+        for w in self.weights:
+            s = cf + w * z
+            self.scores_[w] = float(np.mean([ndcg_at_k(items[idx[np.argsort(-s[idx], kind="stable")]], truth[u], self.k)
+                                             for u, idx in groups]))
+        self.weight_ = max(self.scores_, key=lambda w: (self.scores_[w], -w))  # ties: the smaller weight
+        return self
+
+    def predict(self, candidates: pd.DataFrame) -> np.ndarray:
+        """Blended score of each row (higher is better)."""
+        if not hasattr(self, "weight_"):
+            raise NotFittedError("BlendReranker is not fitted: call fit(candidates, positives) first")
+        _, cf, z = self._parts(candidates)
+        return cf + self.weight_ * z
+
+    def use_enricher(self, enricher: str | Path | Enricher) -> "BlendReranker":
+        """Swap in a recgen model refitted on more recent history; the weight is kept."""
+        self.enricher = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        return self

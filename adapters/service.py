@@ -25,6 +25,7 @@ used as a file path.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import os
@@ -434,6 +435,21 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    def _json_rows(out: pd.DataFrame) -> Response:
+        """The EnrichResponse JSON, built column-wise: validating a pydantic model per row cost more
+        than the enrichment itself. The schema (response_model) is unchanged; NaN becomes null."""
+        cols = {}
+        for c in out.columns:
+            values = out[c].tolist()
+            if pd.api.types.is_float_dtype(out[c].dtype):
+                values = [None if v != v else v for v in values]
+            elif pd.api.types.is_object_dtype(out[c].dtype) or pd.api.types.is_string_dtype(out[c].dtype):
+                values = [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
+            cols[c] = values
+        names = list(cols)
+        rows = [dict(zip(names, r)) for r in zip(*cols.values())]
+        return Response(json.dumps({"rows": rows, "columns": names}, allow_nan=False), media_type="application/json")
+
     @app.post("/enrich", response_model=EnrichResponse, tags=["ranking"],
               responses={409: {"description": "blurbs/previews asked for but no generator was trained"},
                          413: {"description": "too many candidates or body too large"}})
@@ -452,13 +468,11 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
             if not enricher.has_previews:
                 raise NotFittedError("previews=true needs a trained preview generator in the served directory")
             known = out["recgen_known_item"] if "recgen_known_item" in out else \
-                frame["item_id"].isin(pd.Index(model.items.ids))
+                pd.Series(model.items.rows(frame["item_id"]) >= 0)
             out["recgen_preview"] = [f"/previews/{quote(u, safe='')}/{quote(i, safe='')}.png" if k else None
                                      for u, i, k in zip(frame["user_id"], frame["item_id"], known)]
         m_candidates.inc(len(frame))
-        columns = [c for c in out.columns]
-        records = out.astype(object).where(out.notna(), None).to_dict(orient="records")
-        return EnrichResponse(rows=[EnrichedRow(**r) for r in records], columns=columns)
+        return _json_rows(out)
 
     @app.post("/recommend", response_model=RankingResponse, tags=["ranking"],
               responses={404: {"description": "unknown user, or no history item is known"}})

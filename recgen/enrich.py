@@ -17,6 +17,7 @@ from recgen.profiles import UserProfiles
 log = logging.getLogger(__name__)
 
 FEATURE_MODALITIES = ("fused", "text", "image", "review")
+_MAX_MATRIX_CELLS = 16_000_000  # 128 MB of float64 at most for the distinct users x items table
 
 
 def feature_columns(prefix: str = "recgen_", modalities: Sequence[str] = FEATURE_MODALITIES) -> list[str]:
@@ -33,7 +34,7 @@ def enrich_candidates(
     item_col: str = "item_id",
     prefix: str = "recgen_",
     modalities: Sequence[str] = FEATURE_MODALITIES,
-    chunk_size: int = 262_144,
+    block_size: int = 2048,
 ) -> pd.DataFrame:
     """Add per-modality user-item similarity features to a candidate frame.
 
@@ -52,14 +53,14 @@ def enrich_candidates(
         Prefix of the added columns.
     modalities : sequence of str
         Which similarities to add (subset of ``"fused", "text", "image", "review"``).
-    chunk_size : int
-        Rows processed at once (bounds the temporary (chunk, dim) arrays).
+    block_size : int
+        Rows gathered at once on the per-row path (bounds temporary arrays, keeps them in cache).
 
     Returns
     -------
     pandas.DataFrame
-        A copy with ``{prefix}sim_{modality}`` (float32 cosine similarity between the
-        user's taste vector and the item's vector; NaN when the user or item is unknown
+        A copy with ``{prefix}sim_{modality}`` (cosine similarity between the user's
+        taste vector and the item's vector, accumulated in float64 and stored as float32; NaN when the user or item is unknown
         or the item lacks that modality) and ``{prefix}known_user`` /
         ``{prefix}known_item`` (bool) columns. Unknown ids never raise.
     """
@@ -71,34 +72,57 @@ def enrich_candidates(
             f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
             f"Pass user_col=/item_col= if your id columns are named differently"
         )
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     bad = [m for m in modalities if m not in items.vectors]
     if bad:
         raise ValueError(f"modalities {bad} are unknown; choose from {sorted(items.vectors)}")
-    out = candidates.copy()
-    clash = [c for c in feature_columns(prefix, modalities) if c in out.columns]
+    clash = [c for c in feature_columns(prefix, modalities) if c in candidates.columns]
     if clash:
         log.warning("enrich: overwriting existing columns %s", clash)
-    n = len(out)
-    users = out[user_col]
-    items_col = out[item_col]
+    n = len(candidates)
+    users = candidates[user_col]
+    items_col = candidates[item_col]
+    new: dict[str, np.ndarray] = {}
     u_rows = profiles.rows(id_strings(users))
-    i_rows = pd.Index(items.ids).get_indexer(id_strings(items_col))
+    i_rows = items.rows(id_strings(items_col))
     known_u, known_i = u_rows >= 0, i_rows >= 0
     both = known_u & known_i
+    # Few distinct users x items (candidates grouped per user, small catalogs): one BLAS
+    # product of the distinct rows beats gathering a (rows, dim) array per side. Both paths
+    # accumulate in float64 and round to float32, so a pair's value does not depend on which
+    # path (i.e. on the rest of the batch) computed it: adapters that batch differently agree.
+    pair_u, pair_i = u_rows[both], i_rows[both]
+    uu, u_inv = np.unique(pair_u, return_inverse=True)
+    ii, i_inv = np.unique(pair_i, return_inverse=True)
+    use_matrix = _use_matrix(len(pair_u), len(uu), len(ii))
     for m in modalities:
         sims = np.full(n, np.nan, dtype=np.float32)
         uvec, uhas = profiles.vectors_[m], profiles.present_[m]
         ivec, ihas = items.vectors[m], items.present[m]
-        ok = both.copy()
-        ok[both] &= uhas[u_rows[both]] & ihas[i_rows[both]]
-        idx = np.flatnonzero(ok)
-        for s in range(0, len(idx), chunk_size):
-            sel = idx[s:s + chunk_size]
-            sims[sel] = np.einsum("ij,ij->i", uvec[u_rows[sel]], ivec[i_rows[sel]])
-        out[f"{prefix}sim_{m}"] = sims
-    out[f"{prefix}known_user"] = known_u
-    out[f"{prefix}known_item"] = known_i
-    return out
+        ok = uhas[pair_u] & ihas[pair_i]              # among the rows where both ids are known
+        rows = np.flatnonzero(both)[ok]
+        if use_matrix:
+            table = uvec[uu].astype(np.float64) @ ivec[ii].astype(np.float64).T
+            sims[rows] = table[u_inv[ok], i_inv[ok]]
+        else:
+            su, si = pair_u[ok], pair_i[ok]
+            for s in range(0, len(rows), block_size):   # blocks that stay in cache
+                a = np.take(uvec, su[s:s + block_size], axis=0)
+                b = np.take(ivec, si[s:s + block_size], axis=0)
+                sims[rows[s:s + block_size]] = np.einsum("ij,ij->i", a, b, dtype=np.float64)
+        new[f"{prefix}sim_{m}"] = sims
+    new[f"{prefix}known_user"] = known_u
+    new[f"{prefix}known_item"] = known_i
+    # one concat instead of a setitem per column (pandas' per-column cost dominates small batches)
+    kept = candidates.drop(columns=clash) if clash else candidates
+    return pd.concat([kept, pd.DataFrame(new, index=candidates.index)], axis=1, copy=True)
+
+
+def _use_matrix(n_pairs: int, n_users: int, n_items: int) -> bool:
+    """Whether the distinct users x items product is cheaper than gathering ``n_pairs`` rows."""
+    cells = n_users * n_items
+    return n_pairs > 0 and cells <= max(4 * n_pairs, 4096) and cells <= _MAX_MATRIX_CELLS
 
 
 def id_strings(values: pd.Series) -> pd.Index:
@@ -111,4 +135,6 @@ def id_strings(values: pd.Series) -> pd.Index:
         out[whole] = values[whole].astype("int64").astype(str)
         out[values.isna()] = ""
         return pd.Index(out, dtype=object)
+    if isinstance(values.dtype, pd.StringDtype):  # already text: one conversion, missing -> ""
+        return pd.Index(values.to_numpy(dtype=object, na_value=""), dtype=object)
     return pd.Index(values.astype("string").fillna("").astype(object), dtype=object)

@@ -155,3 +155,23 @@ def test_generic_frame_example_on_own_files(saved_workdir, candidates, tmp_path,
     assert got.groupby("customer").size().max() <= 3 and {"rerank_score", "rerank_rank"} <= set(got.columns)
     assert "wrote" in capsys.readouterr().out
     assert [p.name for p in out.parent.iterdir()] == ["reranked.parquet"]  # no temp file left behind
+
+
+def test_blend_reranker_picks_the_weight(split):
+    from recgen_adapters.rerank import BlendReranker
+
+    enricher, train, future, items = split
+    noise = _candidates(train, future, items, seed=4)
+    blend = BlendReranker(enricher).fit(noise, future)
+    assert blend.weight_ > 0 and blend.scores_[blend.weight_] > blend.scores_[0.0] + 0.1
+    out = blend.rerank(noise, k=10)
+    assert _mean_ndcg(out, future, "rerank_rank") > _mean_ndcg(noise, future, "cf_rank") + 0.1
+    # a CF score that already knows the answer: the blend keeps it (weight 0)
+    truth = set(zip(future["user_id"].astype(str), future["item_id"].astype(str)))
+    oracle = noise.assign(score=[float((u, i) in truth) + 0.01 * s for u, i, s in
+                                 zip(noise["user_id"], noise["item_id"], noise["score"])])
+    assert BlendReranker(enricher).fit(oracle, future).weight_ == 0.0
+    with pytest.raises(ValueError, match="modality"):
+        BlendReranker(enricher, modality="audio")
+    with pytest.raises(NotFittedError):
+        BlendReranker(enricher).predict(noise)

@@ -118,6 +118,31 @@ def test_enrich_features_and_unknown_ids(model, sample):
     assert "recgen_sim_fused" not in cand.columns  # input untouched
 
 
+def test_enrich_value_does_not_depend_on_the_batch(model, sample, monkeypatch):
+    """The distinct-pairs matrix path and the per-row path give the same float32 values, and a
+    pair's value is the same alone, in a small batch or in a large one (adapters batch differently)."""
+    import recgen.enrich as enrich_mod
+
+    rng = np.random.default_rng(1)
+    users, items = model.profiles.user_ids_, sample.items["item_id"].to_numpy()
+    cand = pd.DataFrame({"user_id": rng.choice(users, 3000), "item_id": rng.choice(items, 3000)})
+    cols = [c for c in model.enrich(cand.head(1)).columns if "_sim_" in c]
+    whole = model.enrich(cand)[cols].to_numpy()
+    for forced in (True, False):
+        monkeypatch.setattr(enrich_mod, "_use_matrix", lambda *a, f=forced: f)
+        np.testing.assert_array_equal(model.enrich(cand)[cols].to_numpy(), whole)
+    monkeypatch.undo()
+    assert enrich_mod._use_matrix(3000, 30, 100) and not enrich_mod._use_matrix(3000, 120, 240)
+    alone = np.vstack([model.enrich(cand.iloc[k:k + 1])[cols].to_numpy() for k in range(0, 3000, 97)])
+    np.testing.assert_array_equal(alone, whole[::97])
+    exact = np.einsum("ij,ij->i", model.profiles.vectors_["fused"][model.profiles.rows(cand["user_id"])]
+                      .astype(np.float64), model.items.vectors["fused"][pd.Index(model.items.ids)
+                      .get_indexer(cand["item_id"])].astype(np.float64))
+    np.testing.assert_allclose(whole[:, cols.index("recgen_sim_fused")], exact, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="block_size"):
+        enrich_mod.enrich_candidates(cand, items=model.items, profiles=model.profiles, block_size=0)
+
+
 def test_enrich_errors_name_the_problem(model):
     with pytest.raises(ValueError, match="user_id"):
         model.enrich(pd.DataFrame({"uid": ["a"], "item_id": ["b"]}))

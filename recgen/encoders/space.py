@@ -93,6 +93,18 @@ class ItemVectors:
     def dim(self) -> int:
         return int(self.vectors["fused"].shape[1])
 
+    def rows(self, ids) -> np.ndarray:
+        """Row of each id in :attr:`ids` (``-1`` when unknown), as an int array.
+
+        The id -> row hash table is built once per ``ids`` array (rebuilt when ``ids`` is
+        replaced, e.g. by ``Recgen.update_items``), not on every call.
+        """
+        cached = self.__dict__.get("_row_index")
+        if cached is None or cached[0] is not self.ids:
+            cached = (self.ids, pd.Index(self.ids))
+            self.__dict__["_row_index"] = cached
+        return cached[1].get_indexer(ids)
+
     def modality(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the items that have modality ``name``."""
         if name not in self.vectors:

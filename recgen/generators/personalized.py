@@ -191,7 +191,7 @@ class ContentGenerator:
         return np.concatenate([v["text"][rows], v["fused"][rows]], axis=1).astype(np.float32)
 
     def _item_rows(self, item_ids: Sequence[str]) -> np.ndarray:
-        rows = pd.Index(self.model.items.ids).get_indexer([str(i) for i in item_ids])
+        rows = self.model.items.rows([str(i) for i in item_ids])
         if (rows < 0).any():
             bad = [i for i, r in zip(item_ids, rows) if r < 0]
             raise UnknownIdError(f"{len(bad)} item ids are not in the model, e.g. {bad[:5]}")
@@ -286,7 +286,7 @@ class ContentGenerator:
             texts = reviews["text"].astype(str).tolist()
             item_ids = reviews["item_id"].astype(str).tolist()
             users = [u if isinstance(u, str) and u else None for u in reviews["user_id"]]
-        rows = pd.Index(self.model.items.ids).get_indexer(item_ids)
+        rows = self.model.items.rows(item_ids)
         keep = rows >= 0
         self.blurb_gen.fit([t for t, k in zip(texts, keep) if k], self._user_vecs([u for u, k in zip(users, keep) if k]),
                            self.model.items.vectors["fused"][rows[keep]], progress=progress)
