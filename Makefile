@@ -34,6 +34,7 @@ test-slow: $(STAMP)        ## long tests on real data (minutes)
 bench: $(STAMP)            ## standalone benchmarks, figures go to benchmarks/RESULTS.md
 	$(PY) benchmarks/bench_index.py
 	$(PY) benchmarks/bench_encode.py
+	$(PY) benchmarks/bench_enrich.py --work .cache/bench-enrich
 
 clean:
 	rm -rf $(VENV) recgen-demo recgen-demo-movielens .pytest_cache

@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from recgen.enrich import id_strings
 from recgen.errors import NotFittedError
 from recgen_adapters.core import Enricher
 from recgen_adapters.sklearn_transformer import RecgenFeatures
@@ -74,12 +75,12 @@ def candidates_from_implicit(user_ids: Sequence[Any], ids: np.ndarray, scores: n
         ids, scores = ids[None, :], scores[None, :]
     if ids.ndim != 2 or ids.shape != scores.shape:
         raise ValueError(f"ids and scores must have the same (n_users, N) shape; got {ids.shape} and {scores.shape}")
-    users = np.asarray([str(u) for u in user_ids], dtype=object)
+    users = np.asarray(_ids(pd.Series(list(user_ids))), dtype=object)
     if len(users) != ids.shape[0]:
         raise ValueError(f"user_ids has {len(users)} ids but ids has {ids.shape[0]} rows: pass one user id per row")
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"ids must be implicit's integer item row numbers; got dtype {ids.dtype}")
-    catalog = np.asarray([str(i) for i in item_ids], dtype=object)
+    catalog = np.asarray(_ids(pd.Series(list(item_ids))), dtype=object)
     keep = (ids >= 0) & np.isfinite(scores)
     if (ids[keep] >= len(catalog)).any():
         raise ValueError(f"ids contains item row {int(ids[keep].max())} but item_ids has only {len(catalog)} ids: "
@@ -120,8 +121,8 @@ def candidates_from_frame(frame: pd.DataFrame, *, user_col: str = "user_id", ite
     score = pd.to_numeric(frame[score_col], errors="coerce")
     ok = frame[user_col].notna() & frame[item_col].notna() & np.isfinite(score.to_numpy(dtype=np.float64, na_value=np.nan))
     out = frame.loc[ok].copy()
-    out[user_col] = out[user_col].astype(str)
-    out[item_col] = out[item_col].astype(str)
+    out[user_col] = _ids(out[user_col])
+    out[item_col] = _ids(out[item_col])
     out[score_col] = score[ok].astype(np.float64)
     out = out.sort_values(score_col, ascending=False, kind="stable").drop_duplicates([user_col, item_col])
     out = _with_rank(out, user_col, score_col)
@@ -130,11 +131,21 @@ def candidates_from_frame(frame: pd.DataFrame, *, user_col: str = "user_id", ite
     return out
 
 
+def _ids(values: pd.Series) -> np.ndarray:
+    """Ids as recgen stores them (``1.0`` -> ``"1"``, missing -> ``""``), like the enrichment does."""
+    return np.asarray(id_strings(pd.Series(values)), dtype=object)
+
+
+def _check_positives(positives: Any, user_col: str, item_col: str) -> None:
+    missing = [c for c in (user_col, item_col) if c not in getattr(positives, "columns", [])]
+    if missing:
+        raise ValueError(f"positives must be a DataFrame with columns {[user_col, item_col]}; missing {missing}")
+
+
 def _with_rank(df: pd.DataFrame, user_col: str, score_col: str) -> pd.DataFrame:
     """Group rows by user (first-seen order), best score first, and add ``cf_rank``."""
     order = pd.Categorical(df[user_col], categories=pd.unique(df[user_col]), ordered=True)
-    df = df.assign(_u=order).sort_values(["_u", score_col], ascending=[True, False], kind="stable")
-    df = df.drop(columns="_u").reset_index(drop=True)
+    df = df.iloc[np.lexsort((-df[score_col].to_numpy(dtype=np.float64), order.codes))].reset_index(drop=True)
     df[RANK_COL] = df.groupby(user_col, sort=False).cumcount().to_numpy() + 1
     return df
 
@@ -184,7 +195,7 @@ class _Reranker:
                              f"user_col=/item_col=/score_col=/extra_features= to match yours")
         if not len(candidates):
             raise ValueError("candidates is empty")
-        users = candidates[self.user_col].astype(str)
+        users = pd.Series(_ids(candidates[self.user_col]), index=candidates.index)
         score = pd.to_numeric(candidates[self.score_col], errors="coerce").astype(np.float64)
         if not np.isfinite(score.to_numpy()).all():
             raise ValueError(f"column {self.score_col!r} has missing or non-finite scores: clean them first "
@@ -195,7 +206,7 @@ class _Reranker:
             rank = pd.to_numeric(candidates[RANK_COL], errors="coerce").fillna(rank)
         std = grouped.transform("std").fillna(0.0).to_numpy()
         z = (score - grouped.transform("mean")).to_numpy() / np.where(std > 0, std, 1.0)
-        X = pd.DataFrame({self.user_col: users.to_numpy(), self.item_col: candidates[self.item_col].astype(str).to_numpy(),
+        X = pd.DataFrame({self.user_col: users.to_numpy(), self.item_col: _ids(candidates[self.item_col]),
                           self.score_col: score.to_numpy(), "cf_rank": rank.to_numpy(dtype=np.float64),
                           "cf_gap": (score - grouped.transform("max")).to_numpy(), "cf_z": z})
         for c in self.extra_features:
@@ -220,10 +231,10 @@ class _Reranker:
         if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
             raise ValueError(f"k must be a positive int or None; got {k!r}")
         out = candidates.reset_index(drop=True).assign(rerank_score=self.predict(candidates))
-        users = out[self.user_col].astype(str)
+        users = _ids(out[self.user_col])
         order = pd.Categorical(users, categories=pd.unique(users), ordered=True)
-        out = out.assign(_u=order).sort_values(["_u", "rerank_score"], ascending=[True, False], kind="stable")
-        out = out.drop(columns="_u").reset_index(drop=True)
+        out = out.iloc[np.lexsort((-out["rerank_score"].to_numpy(dtype=np.float64), order.codes))]
+        out = out.reset_index(drop=True)
         out["rerank_rank"] = out.groupby(self.user_col, sort=False).cumcount().to_numpy() + 1
         if k is not None:
             out = out[out["rerank_rank"] <= k].reset_index(drop=True)
@@ -306,7 +317,7 @@ class LearnedReranker(_Reranker):
         if missing:
             raise ValueError(f"positives must be a DataFrame with columns {[self.user_col, self.item_col]}; "
                              f"missing {missing}")
-        pos = set(zip(positives[self.user_col].astype(str), positives[self.item_col].astype(str)))
+        pos = set(zip(_ids(positives[self.user_col]), _ids(positives[self.item_col])))
         y = np.fromiter(((u, i) in pos for u, i in zip(X[self.user_col], X[self.item_col])), dtype=bool, count=len(X))
         if not y.any():
             raise ValueError(f"none of the {len(X)} candidate pairs is among the {len(pos)} positives: check that "
@@ -374,7 +385,7 @@ class LearnedReranker(_Reranker):
             raise NotFittedError("LearnedReranker is not fitted: call fit(candidates, positives) first")
         X = self._inputs(candidates)
         feats = self.pipeline_.named_steps["recgen"].transform(X)
-        pos = set(zip(positives[self.user_col].astype(str), positives[self.item_col].astype(str)))
+        pos = set(zip(_ids(positives[self.user_col]), _ids(positives[self.item_col])))
         y = np.array([(u, i) in pos for u, i in zip(X[self.user_col], X[self.item_col])], dtype=int)
         model = self.pipeline_.named_steps["model"]
         if not 0 < y.sum() < len(y):
@@ -428,6 +439,8 @@ class BlendReranker(_Reranker):
             raise ValueError(f"modality {modality!r} is not one of the model's: {self.enricher.feature_names()}")
         if not len(weights) or any(not np.isfinite(w) or w < 0 for w in weights):
             raise ValueError(f"weights must be non-negative finite numbers; got {weights!r}")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int; got {k!r}")
         self.modality, self.weights, self.k = modality, tuple(float(w) for w in weights), int(k)
         self.user_col, self.item_col, self.score_col = user_col, item_col, score_col
 
@@ -447,9 +460,9 @@ class BlendReranker(_Reranker):
         from recgen.evaluation.ranking import ndcg_at_k
 
         users, cf, z = self._parts(candidates)
-        items = candidates[self.item_col].astype(str).to_numpy()
-        truth = positives.assign(_u=positives[self.user_col].astype(str), _i=positives[self.item_col].astype(str)) \
-            .groupby("_u")["_i"].agg(set)
+        _check_positives(positives, self.user_col, self.item_col)
+        items = _ids(candidates[self.item_col])
+        truth = pd.Series(_ids(positives[self.item_col])).groupby(_ids(positives[self.user_col])).agg(set)
         groups = [(u, idx) for u, idx in pd.Series(np.arange(len(users))).groupby(users.to_numpy(), sort=False)
                   .indices.items() if u in truth.index and truth[u] & set(items[idx])]
         if not groups:
@@ -471,5 +484,9 @@ class BlendReranker(_Reranker):
 
     def use_enricher(self, enricher: str | Path | Enricher) -> "BlendReranker":
         """Swap in a recgen model refitted on more recent history; the weight is kept."""
-        self.enricher = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        new = enricher if isinstance(enricher, Enricher) else Enricher.load(enricher)
+        if f"recgen_sim_{self.modality}" not in new.feature_names():
+            raise ValueError(f"the new recgen model has no {self.modality!r} similarity ({new.feature_names()}): "
+                             f"refit the blend with a modality it has")
+        self.enricher = new
         return self

@@ -435,20 +435,22 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    row_fields = list(EnrichedRow.model_fields)
+
     def _json_rows(out: pd.DataFrame) -> Response:
-        """The EnrichResponse JSON, built column-wise: validating a pydantic model per row cost more
-        than the enrichment itself. The schema (response_model) is unchanged; NaN becomes null."""
+        """The EnrichResponse JSON, built column-wise (a pydantic model per row cost more than the
+        enrichment itself): every EnrichedRow field on every row, null where absent or NaN."""
         cols = {}
-        for c in out.columns:
+        for c in row_fields:
+            if c not in out.columns:
+                cols[c] = [None] * len(out)
+                continue
             values = out[c].tolist()
-            if pd.api.types.is_float_dtype(out[c].dtype):
-                values = [None if v != v else v for v in values]
-            elif pd.api.types.is_object_dtype(out[c].dtype) or pd.api.types.is_string_dtype(out[c].dtype):
-                values = [None if v is None or (isinstance(v, float) and v != v) else v for v in values]
-            cols[c] = values
-        names = list(cols)
-        rows = [dict(zip(names, r)) for r in zip(*cols.values())]
-        return Response(json.dumps({"rows": rows, "columns": names}, allow_nan=False), media_type="application/json")
+            cols[c] = [None if v is None or v is pd.NA or (isinstance(v, float) and not math.isfinite(v))
+                       else (v.item() if isinstance(v, np.generic) else v) for v in values]
+        rows = [dict(zip(row_fields, r)) for r in zip(*cols.values())]
+        body = {"rows": rows, "columns": [c for c in out.columns if c in row_fields]}
+        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
     @app.post("/enrich", response_model=EnrichResponse, tags=["ranking"],
               responses={409: {"description": "blurbs/previews asked for but no generator was trained"},

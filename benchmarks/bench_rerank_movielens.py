@@ -72,7 +72,7 @@ def als_candidates(history: pd.DataFrame, users, items: np.ndarray, n: int, args
                                                    iterations=args.iters, alpha=args.alpha, random_state=args.seed)
     als.fit(ui, show_progress=False)
     known = [u for u in users if u in u_index]
-    rows = np.array([u_index[u] for u in known])
+    rows = np.array([u_index[u] for u in known], dtype=np.int64)
     ids, scores = als.recommend(rows, ui[rows], N=n, filter_already_liked_items=True)
     return candidates_from_implicit(known, ids, scores, item_ids=items)
 

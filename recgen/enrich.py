@@ -17,7 +17,6 @@ from recgen.profiles import UserProfiles
 log = logging.getLogger(__name__)
 
 FEATURE_MODALITIES = ("fused", "text", "image", "review")
-_MAX_MATRIX_CELLS = 16_000_000  # 128 MB of float64 at most for the distinct users x items table
 
 
 def feature_columns(prefix: str = "recgen_", modalities: Sequence[str] = FEATURE_MODALITIES) -> list[str]:
@@ -54,13 +53,13 @@ def enrich_candidates(
     modalities : sequence of str
         Which similarities to add (subset of ``"fused", "text", "image", "review"``).
     block_size : int
-        Rows gathered at once on the per-row path (bounds temporary arrays, keeps them in cache).
+        Distinct pairs computed at once (bounds the temporary (block, dim) arrays, keeps them in cache).
 
     Returns
     -------
     pandas.DataFrame
         A copy with ``{prefix}sim_{modality}`` (cosine similarity between the user's
-        taste vector and the item's vector, accumulated in float64 and stored as float32; NaN when the user or item is unknown
+        taste vector and the item's vector, float32; NaN when the user or item is unknown
         or the item lacks that modality) and ``{prefix}known_user`` /
         ``{prefix}known_item`` (bool) columns. Unknown ids never raise.
     """
@@ -88,49 +87,45 @@ def enrich_candidates(
     i_rows = items.rows(id_strings(items_col))
     known_u, known_i = u_rows >= 0, i_rows >= 0
     both = known_u & known_i
-    # Few distinct users x items (candidates grouped per user, small catalogs): one BLAS
-    # product of the distinct rows beats gathering a (rows, dim) array per side. Both paths
-    # accumulate in float64 and round to float32, so a pair's value does not depend on which
-    # path (i.e. on the rest of the batch) computed it: adapters that batch differently agree.
-    pair_u, pair_i = u_rows[both], i_rows[both]
-    uu, u_inv = np.unique(pair_u, return_inverse=True)
-    ii, i_inv = np.unique(pair_i, return_inverse=True)
-    use_matrix = _use_matrix(len(pair_u), len(uu), len(ii))
+    # Each distinct (user, item) pair is computed once (candidate sets repeat pairs, and small
+    # catalogs repeat them a lot), always with the same float32 row kernel: einsum reduces one
+    # contiguous row at a time, so a pair's value does not depend on the rest of the batch and
+    # adapters that batch differently (HTTP, batch job, Ray) get bit-identical features.
+    both_rows = np.flatnonzero(both)
+    n_item_rows = max(len(items.ids), 1)
+    key = u_rows[both_rows].astype(np.int64) * n_item_rows + i_rows[both_rows]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    pu, pi = uniq // n_item_rows, uniq % n_item_rows
     for m in modalities:
         sims = np.full(n, np.nan, dtype=np.float32)
         uvec, uhas = profiles.vectors_[m], profiles.present_[m]
         ivec, ihas = items.vectors[m], items.present[m]
-        ok = uhas[pair_u] & ihas[pair_i]              # among the rows where both ids are known
-        rows = np.flatnonzero(both)[ok]
-        if use_matrix:
-            table = uvec[uu].astype(np.float64) @ ivec[ii].astype(np.float64).T
-            sims[rows] = table[u_inv[ok], i_inv[ok]]
-        else:
-            su, si = pair_u[ok], pair_i[ok]
-            for s in range(0, len(rows), block_size):   # blocks that stay in cache
-                a = np.take(uvec, su[s:s + block_size], axis=0)
-                b = np.take(ivec, si[s:s + block_size], axis=0)
-                sims[rows[s:s + block_size]] = np.einsum("ij,ij->i", a, b, dtype=np.float64)
+        vals = np.full(len(uniq), np.nan, dtype=np.float32)
+        ok = np.flatnonzero(uhas[pu] & ihas[pi])
+        for s in range(0, len(ok), block_size):   # blocks that stay in cache
+            sel = ok[s:s + block_size]
+            vals[sel] = np.einsum("ij,ij->i", np.take(uvec, pu[sel], axis=0), np.take(ivec, pi[sel], axis=0))
+        sims[both_rows] = vals[inverse.reshape(-1)]
         new[f"{prefix}sim_{m}"] = sims
     new[f"{prefix}known_user"] = known_u
     new[f"{prefix}known_item"] = known_i
     # one concat instead of a setitem per column (pandas' per-column cost dominates small batches)
     kept = candidates.drop(columns=clash) if clash else candidates
-    return pd.concat([kept, pd.DataFrame(new, index=candidates.index)], axis=1, copy=True)
-
-
-def _use_matrix(n_pairs: int, n_users: int, n_items: int) -> bool:
-    """Whether the distinct users x items product is cheaper than gathering ``n_pairs`` rows."""
-    cells = n_users * n_items
-    return n_pairs > 0 and cells <= max(4 * n_pairs, 4096) and cells <= _MAX_MATRIX_CELLS
+    out = pd.concat([kept, pd.DataFrame(new, index=candidates.index)], axis=1, copy=True)
+    if clash:  # overwritten columns stay where they were
+        out = out[list(candidates.columns) + [c for c in new if c not in candidates.columns]]
+    return out
 
 
 def id_strings(values: pd.Series) -> pd.Index:
     """Ids as the catalog stores them, vectorized: ints (also 42.0 in float columns) as "42", missing as ""."""
     if pd.api.types.is_integer_dtype(values.dtype):
-        return pd.Index(values.astype(str), dtype=object)
+        out = values.astype(str)
+        if values.hasnans:  # nullable Int64 with <NA>
+            out[values.isna()] = ""
+        return pd.Index(out, dtype=object)
     if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.notna() & np.isfinite(values) & (values == values.round())
+        whole = values.notna() & np.isfinite(values) & (values == values.round()) & (values.abs() < 2.0 ** 63)
         out = values.astype(str)
         out[whole] = values[whole].astype("int64").astype(str)
         out[values.isna()] = ""

@@ -175,3 +175,15 @@ def test_blend_reranker_picks_the_weight(split):
         BlendReranker(enricher, modality="audio")
     with pytest.raises(NotFittedError):
         BlendReranker(enricher).predict(noise)
+
+
+def test_float_ids_match_the_enrichment(split):
+    """Ids read as floats (a CSV column with gaps) are normalised like the enrichment does: 1.0 -> "1"."""
+    enricher = split[0]
+    u = enricher.model.profiles.user_ids_[0]
+    frame = pd.DataFrame({"user_id": [u, u], "item_id": ["SKU-0001", "SKU-0002"], "score": [1.0, 2.0]})
+    assert candidates_from_frame(frame)["item_id"].tolist() == ["SKU-0002", "SKU-0001"]
+    num = pd.DataFrame({"u": [1.0, 1.0, 2.0], "i": [10.0, 11.0, 10.0], "s": [0.5, 0.7, 0.1], "_u": [7, 8, 9]})
+    out = candidates_from_frame(num, user_col="u", item_col="i", score_col="s")
+    assert out[["u", "i", "cf_rank"]].values.tolist() == [["1", "11", 1], ["1", "10", 2], ["2", "10", 1]]
+    assert out["_u"].tolist() == [8, 7, 9]  # a user column called _u is data, not scratch space

@@ -41,7 +41,9 @@ def cf_candidates(interactions: pd.DataFrame, users: list[str], items: np.ndarra
         cf = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=seed)
     cf.fit(ui, show_progress=False)
     known = [u for u in users if u in u_index]
-    user_rows = np.array([u_index[u] for u in known])
+    if not known:
+        raise SystemExit("none of the users to rank has a history the CF model was fitted on")
+    user_rows = np.array([u_index[u] for u in known], dtype=np.int64)
     ids, scores = cf.recommend(user_rows, ui[user_rows], N=n, filter_already_liked_items=True)
     return candidates_from_implicit(known, ids, scores, item_ids=items)
 
