@@ -13,6 +13,7 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 ``POST /search``                            JSON ``{"query": ...}`` or multipart with an ``image`` file
 ``GET /items/{item_id}/similar``            nearest items in one modality
 ``GET /previews/{user_id}/{item_id}.png``   personalized preview (``_`` as user: neutral)
+``GET /previews?user_id=..&item_id=..``     the same for ids that cannot be a path segment
 ``GET /healthz``                            liveness and model summary (never needs a key)
 ``GET /metrics``                            Prometheus text format
 ==========================================  ================================================
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import pandas as pd
@@ -471,7 +472,7 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
                 raise NotFittedError("previews=true needs a trained preview generator in the served directory")
             known = out["recgen_known_item"] if "recgen_known_item" in out else \
                 pd.Series(model.items.rows(frame["item_id"]) >= 0)
-            out["recgen_preview"] = [f"/previews/{quote(u, safe='')}/{quote(i, safe='')}.png" if k else None
+            out["recgen_preview"] = [_preview_url(u, i) if k else None
                                      for u, i, k in zip(frame["user_id"], frame["item_id"], known)]
         m_candidates.inc(len(frame))
         return _json_rows(out)
@@ -559,12 +560,22 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
 
         Generated on demand (deterministic for a user and item), kept in an in-memory LRU.
         """
-        item_id = item_file[:-4]
+        return _preview(None if user_id == NEUTRAL_USER else user_id, item_file[:-4])
+
+    @app.get("/previews", tags=["content"], response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "PNG preview"},
+                        404: {"description": "unknown item"}, 409: {"description": "no preview generator"}})
+    def preview_by_query(item_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
+                         user_id: Annotated[Optional[str], Query(max_length=MAX_ID_LENGTH)] = None) -> Response:
+        """The same preview, for ids that cannot be a path segment (containing ``/``, or ``.``/``..``)
+        and for a real user called ``_``; without ``user_id`` the neutral preview."""
+        return _preview(user_id, item_id)
+
+    def _preview(user: Optional[str], item_id: str) -> Response:
         if not enricher.has_previews:
             raise NotFittedError("this service has no trained preview generator")
         if item_id not in set_items:
             raise UnknownIdError(f"item_id {item_id!r} is not in the model")
-        user = None if user_id == NEUTRAL_USER else user_id
         key = (user, item_id)
         png = previews.get(key)
         if png is None:
@@ -575,6 +586,18 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
 
     set_items = frozenset(model.items.ids.tolist())
     return _with_body_limit(app, config.max_body_bytes)
+
+
+def _path_safe(part: str) -> bool:
+    return "/" not in part and "\\" not in part and part not in (".", "..")
+
+
+def _preview_url(user: str, item: str) -> str:
+    """``/previews/{user}/{item}.png``, or the query form when an id cannot be a path segment
+    (uvicorn decodes ``%2F`` before routing; clients collapse ``.``/``..``) or the user is ``_``."""
+    if _path_safe(user) and _path_safe(item) and user != NEUTRAL_USER:
+        return f"/previews/{quote(user, safe='')}/{quote(item, safe='')}.png"
+    return f"/previews?{urlencode({'user_id': user, 'item_id': item})}"
 
 
 def _with_body_limit(app: "FastAPI", max_bytes: int) -> "FastAPI":

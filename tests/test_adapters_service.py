@@ -170,3 +170,18 @@ def test_service_config_validation():
         ServiceConfig(api_keys="a-single-key-string")
     with pytest.raises(ValueError, match="max_candidates"):
         ServiceConfig(max_candidates=0)
+
+
+def test_preview_urls_for_ids_that_cannot_be_path_segments(client, candidates):
+    item = str(candidates["item_id"].iloc[0])
+    rows = [{"user_id": u, "item_id": item} for u in ("a/b", "..", "_", "plain")]
+    r = client.post("/enrich", json={"candidates": rows, "features": False, "previews": True})
+    assert r.status_code == 200, r.text
+    urls = [row["recgen_preview"] for row in r.json()["rows"]]
+    assert urls[3] == f"/previews/plain/{item}.png"
+    assert all(u.startswith("/previews?") for u in urls[:3])   # query form: no decoding or collapsing
+    for url in urls:
+        got = client.get(url)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png", url
+    assert client.get("/previews", params={"item_id": "NO-ITEM"}).status_code == 404
+    assert client.get("/previews").status_code == 422
