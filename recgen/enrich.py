@@ -15,6 +15,9 @@ from recgen.encoders.space import ItemVectors
 from recgen.profiles import UserProfiles
 
 log = logging.getLogger(__name__)
+# pandas >= 3 copies on write (and deprecates copy=); before that, ask for a copy so the result
+# never shares memory with the caller's frame
+_CONCAT_COPY = {} if int(pd.__version__.split(".")[0]) >= 3 else {"copy": True}
 
 FEATURE_MODALITIES = ("fused", "text", "image", "review")
 
@@ -111,7 +114,7 @@ def enrich_candidates(
     new[f"{prefix}known_item"] = known_i
     # one concat instead of a setitem per column (pandas' per-column cost dominates small batches)
     kept = candidates.drop(columns=clash) if clash else candidates
-    out = pd.concat([kept, pd.DataFrame(new, index=candidates.index)], axis=1, copy=True)
+    out = pd.concat([kept, pd.DataFrame(new, index=candidates.index)], axis=1, **_CONCAT_COPY)
     if clash:  # overwritten columns stay where they were
         out = out[list(candidates.columns) + [c for c in new if c not in candidates.columns]]
     return out
