@@ -1,0 +1,93 @@
+"""Ranking metrics on hand-computed fixtures, against scikit-learn, and the splits."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import ndcg_score
+
+from recgen.evaluation import (
+    average_precision_at_k, evaluate_rankings, global_time_split, hit_rate_at_k, intra_list_diversity, mrr_at_k,
+    ndcg_at_k, novelty, paired_comparison, per_user_metrics, random_split, recall_at_k,
+)
+
+RANKED = ["a", "b", "c", "d", "e"]
+REL = {"b", "d", "z"}
+
+
+def test_hand_computed_values():
+    assert recall_at_k(RANKED, REL, 4) == pytest.approx(2 / 3)
+    assert hit_rate_at_k(RANKED, REL, 1) == 0.0 and hit_rate_at_k(RANKED, REL, 2) == 1.0
+    assert mrr_at_k(RANKED, REL, 5) == pytest.approx(1 / 2)
+    assert mrr_at_k(RANKED, {"q"}, 5) == 0.0
+    # AP@4: hits at ranks 2 and 4 -> (1/2 + 2/4) / min(4, 3)
+    assert average_precision_at_k(RANKED, REL, 4) == pytest.approx((0.5 + 0.5) / 3)
+    # NDCG@4: (1/log2(3) + 1/log2(5)) / (1 + 1/log2(3) + 1/log2(4))
+    assert ndcg_at_k(RANKED, REL, 4) == pytest.approx((1 / np.log2(3) + 1 / np.log2(5)) / (1 + 1 / np.log2(3) + 0.5))
+    for f in (recall_at_k, average_precision_at_k, ndcg_at_k):
+        assert f(RANKED, set(), 3) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ndcg_agrees_with_scikit_learn(seed):
+    """Binary relevance, no ties, every relevant item in the scored list: recgen == sklearn's ndcg_score."""
+    rng = np.random.default_rng(seed)
+    n, k = 30, 10
+    items = np.array([f"i{j}" for j in range(n)])
+    scores = rng.permutation(n).astype(float)
+    rel = rng.random(n) < 0.2
+    rel[rng.integers(n)] = True
+    ranked = items[np.argsort(-scores)].tolist()
+    ours = ndcg_at_k(ranked, set(items[rel]), k)
+    theirs = ndcg_score(rel[None].astype(float), scores[None], k=k)
+    assert ours == pytest.approx(theirs, abs=1e-12)
+
+
+def test_diversity_and_novelty():
+    vec = {"a": np.array([1.0, 0]), "b": np.array([0.0, 1]), "c": np.array([1.0, 0])}
+    # pairs: a-b distance 1, a-c 0, b-c 1 -> mean 2/3
+    assert intra_list_diversity(["a", "b", "c"], vec, 3) == pytest.approx(2 / 3)
+    assert np.isnan(intra_list_diversity(["a", "x"], vec, 2))
+    pop = {"a": 50, "b": 1}
+    assert novelty(["a", "b", "new"], pop, 100, 3) == pytest.approx(np.mean([1.0, np.log2(100), np.log2(100)]))
+
+
+def test_per_user_and_evaluate_rankings():
+    test = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": ["b", "d", "a", "q"]})
+    train = pd.DataFrame({"user_id": [1, 2, 2, 4], "item_id": ["a", "b", "c", "a"]})
+    rankings = {"1": RANKED, "2": ["a", "e"]}                 # user 3 has no ranking: scores 0
+    per = per_user_metrics(rankings, test, k=3, item_vectors={i: np.eye(5)[n] for n, i in enumerate(RANKED)},
+                           train=train)
+    assert list(per.index) == ["1", "2", "3"]
+    assert per.loc["1", "recall@3"] == 0.5 and per.loc["2", "mrr@3"] == 1.0 and per.loc["3", "hit@3"] == 0.0
+    assert per.loc["1", "diversity@3"] == pytest.approx(1.0) and np.isnan(per.loc["3", "diversity@3"])
+    out = evaluate_rankings(rankings, test, k=3, n_items=10)
+    assert out["users"] == 3 and out["hit@3"] == pytest.approx(2 / 3) and out["coverage"] == pytest.approx(4 / 10)
+
+
+def test_paired_comparison():
+    rng = np.random.default_rng(0)
+    b = rng.random(300)
+    better = paired_comparison(b + 0.05 + rng.normal(0, 0.01, 300), b)
+    assert better["delta"] == pytest.approx(0.05, abs=0.005) and better["ci_low"] > 0
+    assert better["p_wilcoxon"] < 1e-10 and better["p_bootstrap"] < 0.01
+    same = paired_comparison(b, b)
+    assert same["delta"] == 0 and same["p_wilcoxon"] == 1.0
+    with pytest.raises(ValueError, match="paired"):
+        paired_comparison([1.0, 2.0], [1.0])
+
+
+def test_splits():
+    df = pd.DataFrame({"user_id": list("abcdefghij"), "item_id": list("0123456789"),
+                       "timestamp": [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]})
+    train, test = global_time_split(df, test_fraction=0.2)
+    assert sorted(test["timestamp"]) == [9, 10] and train["timestamp"].max() < test["timestamp"].min()
+    train, val, test = global_time_split(df, test_fraction=0.2, val_fraction=0.2)
+    assert sorted(val["timestamp"]) == [7, 8] and len(train) == 6
+    with pytest.raises(ValueError, match="test_fraction"):
+        global_time_split(df, test_fraction=0.6, val_fraction=0.5)
+    with pytest.raises(ValueError, match="random_split"):
+        global_time_split(df.drop(columns="timestamp"))
+    tr, te = random_split(df, test_fraction=0.3, seed=1)
+    assert len(tr) + len(te) == 10 and set(tr["item_id"]).isdisjoint(te["item_id"])
+    assert random_split(df, test_fraction=0.3, seed=1)[1].equals(te)
