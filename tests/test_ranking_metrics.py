@@ -91,3 +91,25 @@ def test_splits():
     tr, te = random_split(df, test_fraction=0.3, seed=1)
     assert len(tr) + len(te) == 10 and set(tr["item_id"]).isdisjoint(te["item_id"])
     assert random_split(df, test_fraction=0.3, seed=1)[1].equals(te)
+
+
+def test_compare_rankings_table_and_slices():
+    from recgen.evaluation.compare import compare_rankings
+
+    train = pd.DataFrame({"user_id": ["u1"] * 6 + ["u2"] * 2 + ["u3"] * 6,
+                          "item_id": ["a", "b", "c", "d", "e", "f", "a", "b", "a", "b", "c", "d", "e", "f"]})
+    test = pd.DataFrame({"user_id": ["u1", "u2", "u3", "u3"], "item_id": ["g", "h", "g", "c"]})
+    good = {"u1": ["g", "x"], "u2": ["h", "y"], "u3": ["g", "c"]}
+    bad = {"u1": ["x", "y"], "u2": ["y", "x"], "u3": ["x", "c"]}
+    t = compare_rankings({"bad": bad, "good": good}, test, train=train, k=2, n_items=10, seed=0)
+    assert set(t["slice"]) == {"all", "cold-start items", "short history (<= 5)"}
+    allrow = t[(t["slice"] == "all") & (t["variant"] == "good")].iloc[0]
+    assert allrow["users"] == 3 and allrow["recall@2"] == 1.0 and allrow["Δrecall@2"] == pytest.approx(5 / 6)
+    assert allrow["recall@2 ci"][0] <= 1.0 <= allrow["recall@2 ci"][1] + 1e-12
+    cold = t[(t["slice"] == "cold-start items") & (t["variant"] == "bad")].iloc[0]
+    assert cold["recall@2"] == 0.0   # "bad" never recommends the new items g and h
+    short = t[t["slice"] == "short history (<= 5)"]
+    assert set(short["users"]) == {1}                         # only u2 has <= 5 train interactions
+    assert t.loc[t["variant"] == "good", "coverage@2"].iloc[0] == pytest.approx(5 / 10)
+    with pytest.raises(ValueError, match="baseline"):
+        compare_rankings({"a": good}, test, train=train, baseline="zzz")
