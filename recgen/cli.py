@@ -289,6 +289,26 @@ def demo(
     typer.secho(f"open {result.report_path.resolve()}", fg=typer.colors.GREEN)
 
 
+@app.command()
+def evaluate(
+    config: Path = typer.Argument(..., help="TOML file declaring data, split, metrics and variants "
+                                            "(see benchmarks/configs/eval_sample.toml)."),
+    out: Path = typer.Option(Path("recgen-eval"), help="Output folder: report.html, results.json, results.csv."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Offline A/B: every variant on the same split, one table with intervals, deltas and p-values."""
+    _setup_logging(verbose)
+    from recgen.errors import MissingExtraError
+    from recgen.evaluation.harness import load_config, run_evaluation
+
+    try:
+        cfg = load_config(config)
+        result = run_evaluation(cfg, out, echo=typer.echo)
+    except (FileNotFoundError, ValueError, MissingExtraError) as exc:
+        _fail(str(exc))
+    typer.secho(f"open {result.html.resolve()}", fg=typer.colors.GREEN)
+
+
 def _print_ranking(ids, scores, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"ids": [str(i) for i in ids], "scores": [float(s) for s in scores]}))

@@ -37,9 +37,7 @@ _TEMPLATE = """<!doctype html>
 {% for r in section.rows %}<tr>{% for v in r %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% endfor %}
 {% for p in plots %}<div style="display:inline-block;margin:0 1rem 1rem 0;vertical-align:top"><h3>{{ p.title }}</h3>{{ p.svg }}</div>{% endfor %}
-<h2>Users</h2><p class="note">History: the user's most recent items (newest first). Recommendations: recgen's
-top items by content similarity (seen items excluded), with the per-modality similarity features
-recgen adds for rankers. A green frame marks an item the user really interacted with later (held out).</p>
+{% if users %}<h2>Users</h2><p class="note">{{ users_note }}</p>{% endif %}
 {% for u in users %}
 <div class="user"><h3>{{ u.user_id }}</h3>{% if u.note %}<p class="note">{{ u.note }}</p>{% endif %}
 <div class="label">History</div><div class="row">{% for c in u.history %}{{ card(c) }}{% endfor %}</div>
@@ -68,8 +66,14 @@ def thumbnail_data_uri(path: Any, size: int = 160) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+_USERS_NOTE = ("History: the user's most recent items (newest first). Recommendations: recgen's top items by "
+               "content similarity (seen items excluded), with the per-modality similarity features recgen adds "
+               "for rankers. A green frame marks an item the user really interacted with later (held out).")
+
+
 def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequence[Mapping[str, Any]],
-                 users: Sequence[Mapping[str, Any]], plots: Sequence[Mapping[str, str]] | None = None) -> Path:
+                 users: Sequence[Mapping[str, Any]], plots: Sequence[Mapping[str, str]] | None = None,
+                 users_note: str = _USERS_NOTE) -> Path:
     """Render the report and write it atomically.
 
     Parameters
@@ -86,7 +90,7 @@ def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequenc
         title=title, subtitle=subtitle,
         plots=[{"title": p["title"], "svg": jinja2.utils.markupsafe.Markup(p["svg"])} for p in (plots or [])],
         tables=[{"note": "", **t} for t in tables],
-        users=[{"note": "", **u} for u in users],
+        users=[{"note": "", **u} for u in users], users_note=users_note,
     )
     path = Path(path)
     atomic_write_bytes(path, page.encode("utf-8"))
@@ -139,4 +143,31 @@ def bar_plot_svg(values: Mapping[str, float], *, width: int = 420, bar_height: i
                      f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{bar_height - 8}" fill="{_COLOURS[k % len(_COLOURS)]}"/>'
                      f'<text x="{label_w + w + 4:.1f}" y="{y + 15}" font-size="11">{v:.3f}</text>')
     parts.append("</svg>")
+    return "".join(parts)
+
+
+def interval_plot_svg(values: Mapping[str, tuple[float, float, float]], *, width: int = 520, row_height: int = 22,
+                      title: str = "") -> str:
+    """Inline SVG of point estimates with interval whiskers: ``{name: (value, low, high)}``."""
+    label_w, pad = 220, 12
+    finite = [x for v in values.values() for x in v if x == x]
+    lo_all, hi_all = (min(finite + [0.0]), max(finite + [1e-9])) if finite else (0.0, 1.0)
+    span = (hi_all - lo_all) or 1.0
+    plot_w = width - label_w - 2 * pad - 50
+    x = lambda v: label_w + pad + (v - lo_all) / span * plot_w  # noqa: E731
+    height = row_height * len(values) + 28
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'style="background:#fff;border:1px solid #ddd">']
+    if lo_all < 0 < hi_all:
+        parts.append(f'<line x1="{x(0):.1f}" y1="4" x2="{x(0):.1f}" y2="{height - 20}" stroke="#999" stroke-dasharray="3,3"/>')
+    for k, (name, (v, lo, hi)) in enumerate(values.items()):
+        y = 14 + k * row_height
+        col = _COLOURS[k % len(_COLOURS)]
+        parts.append(f'<text x="4" y="{y + 4}" font-size="11">{html.escape(name)}</text>'
+                     f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="{col}" stroke-width="2"/>'
+                     f'<circle cx="{x(v):.1f}" cy="{y}" r="4" fill="{col}"/>'
+                     f'<text x="{x(hi) + 6:.1f}" y="{y + 4}" font-size="10">{v:.3f}</text>')
+    parts.append(f'<text x="{label_w + pad}" y="{height - 6}" font-size="10">{lo_all:.3f}</text>'
+                 f'<text x="{label_w + pad + plot_w:.0f}" y="{height - 6}" font-size="10" text-anchor="end">{hi_all:.3f}</text>'
+                 f'<text x="{width / 2:.0f}" y="{height - 6}" font-size="10" text-anchor="middle">{html.escape(title)}</text></svg>')
     return "".join(parts)
