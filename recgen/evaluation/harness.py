@@ -20,6 +20,8 @@ Example config (every key but ``[[variants]]`` has a default)::
     baseline = "ALS"              # default: the first variant
     short_history = 5
     examples = 4                  # users shown with their recommendations in the HTML
+    generate = false              # true: train preview + blurb generators and show them on the examples
+    generator_epochs = 8
 
     [[variants]]
     name = "popularity"
@@ -60,11 +62,13 @@ __all__ = ["load_config", "run_evaluation", "EvaluationResult", "VARIANT_KINDS"]
 VARIANT_KINDS = ("popularity", "random", "recgen", "als", "bpr", "als+recgen")
 _SECTIONS = {"data": {"dataset", "path", "items", "interactions", "reviews", "image_root", "store"},
              "split": {"kind", "test_fraction", "val_fraction", "n"},
-             "evaluation": {"k", "seed", "n_boot", "baseline", "short_history", "examples"},
+             "evaluation": {"k", "seed", "n_boot", "baseline", "short_history", "examples", "generate",
+                            "generator_epochs"},
              "variants": None}
 _DEFAULTS = {"data": {"dataset": "sample"},
              "split": {"kind": "global_time", "test_fraction": 0.1, "val_fraction": 0.1, "n": 2},
-             "evaluation": {"k": 20, "seed": 0, "n_boot": 2000, "baseline": None, "short_history": 5, "examples": 4}}
+             "evaluation": {"k": 20, "seed": 0, "n_boot": 2000, "baseline": None, "short_history": 5, "examples": 4,
+                            "generate": False, "generator_epochs": 8}}
 
 
 @dataclass
@@ -195,6 +199,24 @@ def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame,
     return candidates_from_implicit(known, ids, scores, item_ids=items)
 
 
+def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epochs: int, seed: int, echo):
+    """Train preview + blurb generators on the training interactions; generate for the example cards."""
+    from recgen.catalog import CatalogData
+    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+    from recgen.report import array_data_uri
+
+    part = CatalogData(items=catalog.items, reviews=catalog.reviews, interactions=history, name=catalog.name)
+    gen = ContentGenerator(GenerationConfig(image_generator="cvae", blurb_generator="grounded",
+                                            image_overrides={"epochs": epochs}, pairs_per_item=2, seed=seed)).fit(model, part)
+    pairs = sorted({(u, i) for u in users for ranked in lists.values() for i in ranked.get(u, [])[:5]})
+    if not pairs:
+        return {}
+    res = gen.generate([u for u, _ in pairs], [i for _, i in pairs], seed=seed)
+    echo(f"generated {len(pairs)} previews and blurbs for the examples")
+    return {p: (array_data_uri(res.images[n]) if res.images is not None else None,
+                res.blurbs[n] if res.blurbs is not None else None) for n, p in enumerate(pairs)}
+
+
 def _lists(cands: pd.DataFrame, col: str, k: int) -> dict[str, list[str]]:
     c = cands.sort_values(["user_id", col], kind="stable")
     return {u: g["item_id"].tolist()[:k] for u, g in c.groupby("user_id", sort=False)}
@@ -264,6 +286,12 @@ def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
 
         model = recgen_on("all", history)
         vecs = dict(zip(model.items.ids, model.items.vectors["fused"]))
+        rng = np.random.default_rng(seed)
+        example_users = list(rng.permutation(np.array(users, dtype=object))[: int(ev["examples"])])
+        generated: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        if ev["generate"] and example_users:
+            generated = _generate_examples(model, catalog, history, lists, example_users, int(ev["generator_epochs"]),
+                                           seed, echo)
         table = compare_rankings(lists, test, train=history, baseline=ev["baseline"], k=k,
                                  item_vectors=vecs, n_items=len(items), short_history=int(ev["short_history"]),
                                  n_boot=int(ev["n_boot"]), seed=seed)
@@ -305,9 +333,8 @@ def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
     # example users: their history and each variant's top 5, hits framed
     meta = catalog.items.assign(item_id=catalog.items["item_id"].astype(str)).set_index("item_id")
     truth = test.groupby("user_id")["item_id"].agg(set)
-    rng = np.random.default_rng(seed)
     examples = []
-    for u in rng.permutation(np.array(users, dtype=object))[: int(ev["examples"])]:
+    for u in example_users:
         hist = history[history["user_id"] == u].tail(5)["item_id"].tolist()[::-1]
 
         def card(i, hit=False):
@@ -316,8 +343,12 @@ def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
                     "img": thumbnail_data_uri(row["image_path"]) if row is not None else None}
 
         for name, ranked in lists.items():
-            examples.append({"user_id": f"{u}: {name}", "history": [card(i) for i in hist],
-                             "recs": [card(i, i in truth.get(u, set())) for i in ranked.get(u, [])[:5]]})
+            recs = []
+            for i in ranked.get(u, [])[:5]:
+                c = card(i, i in truth.get(u, set()))
+                c["preview"], c["blurb"] = generated.get((u, i), (None, None))
+                recs.append(c)
+            examples.append({"user_id": f"{u}: {name}", "history": [card(i) for i in hist], "recs": recs})
     write_report(html_path, title="recgen evaluation", subtitle=f"{cfg['data']['dataset']}, split "
                  f"{cfg['split']['kind']}, k={k}, seed={seed}, {len(users)} test users", tables=tables, plots=plots,
                  users=examples, users_note="Each example user's latest history and every variant's top 5; a green "
