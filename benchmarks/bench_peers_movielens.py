@@ -129,7 +129,8 @@ def main() -> None:
     lists["implicit ALS"] = to_lists(als_c, "cf_rank")
     timings["implicit ALS"] = time.perf_counter() - t
     t = time.perf_counter()
-    bpr = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=args.seed)
+    bpr = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=args.seed,
+                                                       num_threads=1)  # multithreaded BPR is not reproducible
     lists["implicit BPR"] = to_lists(implicit_lists(bpr, history, users, items, K), "cf_rank")
     timings["implicit BPR"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -141,7 +142,7 @@ def main() -> None:
     timings["recgen content-only"] = time.perf_counter() - t
     t = time.perf_counter()
     val_users = sorted(set(val["user_id"]) & set(train["user_id"]))
-    blend = BlendReranker(Enricher(fit_recgen(train))).fit(implicit_lists(als(), train, val_users, items, 100), val)
+    blend = BlendReranker(Enricher(fit_recgen(train)), k=K).fit(implicit_lists(als(), train, val_users, items, 100), val)
     blend.use_enricher(Enricher(model))
     lists[f"ALS + recgen (blend, w={blend.weight_:g})"] = to_lists(blend.rerank(als_c), "rerank_rank")
     timings["ALS + recgen"] = time.perf_counter() - t

@@ -113,3 +113,40 @@ def test_compare_rankings_table_and_slices():
     assert t.loc[t["variant"] == "good", "coverage@2"].iloc[0] == pytest.approx(5 / 10)
     with pytest.raises(ValueError, match="baseline"):
         compare_rankings({"a": good}, test, train=train, baseline="zzz")
+
+
+def test_review_findings_edge_cases():
+    # duplicates in a list count once
+    assert ndcg_at_k(["a", "a"], {"a", "b"}, 2) < 1.0
+    assert average_precision_at_k(["a", "a"], {"a", "b"}, 2) == pytest.approx(0.5)
+    # integer user ids in rankings match the test frame's ids
+    test = pd.DataFrame({"user_id": [1], "item_id": ["a"]})
+    assert evaluate_rankings({1: ["a"]}, test, k=1)["recall@1"] == 1.0
+    # text timestamps are parsed, not sorted as NaN; unparsable ones raise
+    df = pd.DataFrame({"user_id": list("abcd"), "item_id": list("wxyz"),
+                       "timestamp": ["2020-01-04", "2020-01-01", "2020-01-03", "2020-01-02"]})
+    _, te = global_time_split(df, test_fraction=0.25)
+    assert te["item_id"].tolist() == ["w"]
+    with pytest.raises(ValueError, match="unparsable"):
+        global_time_split(df.assign(timestamp=["2020-01-01", "soon", "2020-01-02", "2020-01-03"]), test_fraction=0.25)
+    # an empty part raises; one timestamp is never split across parts
+    with pytest.raises(ValueError, match="empty part"):
+        global_time_split(df.assign(timestamp=[1, 2, 3, 4]), test_fraction=0.1)
+    tied = pd.DataFrame({"user_id": list("abcdef"), "item_id": list("uvwxyz"), "timestamp": [1, 2, 3, 3, 3, 4]})
+    tr, te = global_time_split(tied, test_fraction=0.34)
+    assert tr["timestamp"].max() < te["timestamp"].min()
+
+
+def test_harness_split_and_options(tmp_path):
+    from recgen.evaluation.harness import _reviews_known_by, _split, load_config
+
+    inter = pd.DataFrame({"user_id": list("abcdefghij"), "item_id": list("0123456789"), "timestamp": range(10)})
+    train, val, test = _split(inter, {"kind": "global_time", "test_fraction": 0.2, "val_fraction": 0.0}, 0)
+    assert len(test) == 2 and len(val) >= 1 and train["timestamp"].max() < val["timestamp"].min()
+    p = tmp_path / "c.toml"
+    p.write_text('[[variants]]\nname = "ALS"\nkind = "als"\nfactor = 32\n')
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['factor'\]"):
+        load_config(p)
+    reviews = pd.DataFrame({"item_id": ["0", "9"], "user_id": ["a", "j"], "timestamp": [0, 9], "text": ["x", "y"],
+                            "rating": [5.0, 1.0]})
+    assert _reviews_known_by(reviews, train)["item_id"].tolist() == ["0"]   # the later review is not seen

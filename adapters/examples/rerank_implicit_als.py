@@ -38,7 +38,7 @@ def cf_candidates(interactions: pd.DataFrame, users: list[str], items: np.ndarra
     if model == "als":
         cf = implicit.cpu.als.AlternatingLeastSquares(factors=64, regularization=0.05, iterations=15, random_state=seed)
     else:
-        cf = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=seed)
+        cf = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=seed, num_threads=1)
     cf.fit(ui, show_progress=False)
     known = [u for u in users if u in u_index]
     if not known:

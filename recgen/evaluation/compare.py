@@ -60,7 +60,10 @@ def compare_rankings(variants: Mapping[str, Mapping[str, Sequence[str]]], test: 
     -------
     pandas.DataFrame
         Columns: ``slice, variant, users``, then per metric ``m@k``, ``m@k ci`` (low, high),
-        ``Δm@k``, ``Δm@k ci``, ``p m@k`` (Wilcoxon), and ``novelty@k`` / ``diversity@k`` /
+        ``Δm@k``, ``Δm@k ci``, ``p m@k`` (Wilcoxon signed-rank: it drops users with equal
+        values and tests a shift in ranks, not in means, so for sparse metrics such as hit or
+        MRR read it with the interval of the mean difference), ``p_boot m@k`` (paired
+        bootstrap of the mean difference), and ``novelty@k`` / ``diversity@k`` /
         ``coverage@k`` when available.
     """
     if not variants:
@@ -87,8 +90,8 @@ def compare_rankings(variants: Mapping[str, Mapping[str, Sequence[str]]], test: 
                 row[f"{col} ci"] = bootstrap_ci(vals, n_boot=n_boot, seed=seed, ci=ci)
                 if v != baseline:
                     pc = paired_comparison(vals, per[baseline][col].to_numpy(), n_boot=n_boot, seed=seed, ci=ci)
-                    row[f"Δ{col}"], row[f"Δ{col} ci"], row[f"p {col}"] = (
-                        pc["delta"], (pc["ci_low"], pc["ci_high"]), pc["p_wilcoxon"])
+                    row[f"Δ{col}"], row[f"Δ{col} ci"], row[f"p {col}"], row[f"p_boot {col}"] = (
+                        pc["delta"], (pc["ci_low"], pc["ci_high"]), pc["p_wilcoxon"], pc["p_bootstrap"])
             for extra in (f"novelty@{k}", f"diversity@{k}"):
                 if extra in per[v].columns:
                     row[extra] = float(np.nanmean(per[v][extra])) if per[v][extra].notna().any() else float("nan")

@@ -6,7 +6,8 @@ Example config (every key but ``[[variants]]`` has a default)::
     dataset = "sample"            # "sample" (bundled), "movielens" (needs path) or "files"
     # path = "../shared/data/movielens-posters"
     # items = "items.csv"; interactions = "events.parquet"; reviews = "reviews.csv"   (dataset = "files")
-    # store = "cache/ml.db"       # SQLite store reused as the embedding cache (default: OUT/store.db)
+    # store = "cache/ml.db"       # SQLite store of THIS dataset only, reused as the embedding cache
+                                  # (default: one per dataset/seed under OUT)
 
     [split]
     kind = "global_time"          # "global_time" (default), "leave_last_n", "random"
@@ -60,6 +61,9 @@ from recgen.evaluation.ranking import global_time_split, leave_last_n_split, pop
 __all__ = ["load_config", "run_evaluation", "EvaluationResult", "VARIANT_KINDS"]
 
 VARIANT_KINDS = ("popularity", "random", "recgen", "als", "bpr", "als+recgen")
+_CF_OPTIONS = {"factors", "regularization", "iterations"}
+_VARIANT_OPTIONS = {"popularity": set(), "random": set(), "recgen": set(), "als": _CF_OPTIONS, "bpr": _CF_OPTIONS,
+                    "als+recgen": _CF_OPTIONS | {"candidates"}}
 _SECTIONS = {"data": {"dataset", "path", "items", "interactions", "reviews", "image_root", "store"},
              "split": {"kind", "test_fraction", "val_fraction", "n"},
              "evaluation": {"k", "seed", "n_boot", "baseline", "short_history", "examples", "generate",
@@ -113,6 +117,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
             raise ValueError(f"{path}: variant {v['name']!r} has kind {v['kind']!r}; kinds: {', '.join(VARIANT_KINDS)}")
         if v["name"] in names:
             raise ValueError(f"{path}: two variants are named {v['name']!r}")
+        extra = set(v) - {"name", "kind"} - _VARIANT_OPTIONS[v["kind"]]
+        if extra:
+            raise ValueError(f"{path}: variant {v['name']!r} ({v['kind']}) has unknown option(s) {sorted(extra)}; "
+                             f"allowed: {sorted(_VARIANT_OPTIONS[v['kind']]) or 'none'}")
         names.add(v["name"])
     cfg["variants"] = variants
     if cfg["split"]["kind"] not in ("global_time", "leave_last_n", "random"):
@@ -146,23 +154,51 @@ def _load_data(cfg: dict[str, Any], out: Path):
         catalog = load_frames(items=root / data["items"], interactions=root / data["interactions"],
                               reviews=root / data["reviews"] if "reviews" in data else None,
                               image_root=root / data["image_root"] if "image_root" in data else None)
-    store = CatalogStore(root / data["store"] if "store" in data else out / "store.db")  # doubles as embedding cache
+    # one store per dataset (and sample seed): a store only ever adds rows, so sharing one between
+    # datasets would evaluate on their union. It doubles as the embedding cache across runs.
+    default = out / (f"store-sample-seed{cfg['evaluation']['seed']}.db" if data["dataset"] == "sample"
+                     else f"store-{data['dataset']}.db")
+    store = CatalogStore(root / data["store"] if "store" in data else default)
     store.ingest(catalog)
     return store
 
 
 def _split(inter: pd.DataFrame, split: dict[str, Any], seed: int):
-    """(train, val, test); val is carved from the end of train when the split has none."""
+    """(train, val, test); with ``val_fraction = 0`` val is carved from the end of train the same way."""
     kind = split["kind"]
+    val_fraction = split["val_fraction"] or 0.1
     if kind == "global_time":
-        return global_time_split(inter, test_fraction=split["test_fraction"], val_fraction=split["val_fraction"])
+        if split["val_fraction"]:
+            return global_time_split(inter, test_fraction=split["test_fraction"], val_fraction=split["val_fraction"])
+        rest, test = global_time_split(inter, test_fraction=split["test_fraction"])
+        train, val = global_time_split(rest, test_fraction=val_fraction)
+        return train, val, test
     if kind == "leave_last_n":
         rest, test = leave_last_n_split(inter, n=split["n"])
         train, val = leave_last_n_split(rest, n=split["n"])
         return train, val, test
     rest, test = random_split(inter, test_fraction=split["test_fraction"], seed=seed)
-    train, val = random_split(rest, test_fraction=split["val_fraction"] or 0.1, seed=seed + 1)
+    train, val = random_split(rest, test_fraction=val_fraction, seed=seed + 1)
     return train, val, test
+
+
+def _reviews_known_by(reviews: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
+    """Reviews a model fitted on ``part`` may see: none written after ``part`` ends.
+
+    With timestamps on both sides: reviews up to ``part``'s last interaction. Otherwise: reviews
+    of (user, item) pairs in ``part``, plus anonymous ones (no user).
+    """
+    if reviews.empty:
+        return reviews
+    if "timestamp" in reviews.columns and "timestamp" in part.columns and reviews["timestamp"].notna().any():
+        cutoff = pd.to_numeric(part["timestamp"], errors="coerce").max()
+        ts = pd.to_numeric(reviews["timestamp"], errors="coerce")
+        if pd.notna(cutoff) and ts.notna().any():
+            return reviews[ts.notna() & (ts <= cutoff)]
+    pairs = set(zip(part["user_id"].astype(str), part["item_id"].astype(str)))
+    anon = reviews["user_id"].isna() if "user_id" in reviews.columns else pd.Series(True, index=reviews.index)
+    mine = [(str(u), str(i)) in pairs for u, i in zip(reviews.get("user_id", [None] * len(reviews)), reviews["item_id"])]
+    return reviews[anon.to_numpy() | np.asarray(mine, dtype=bool)]
 
 
 def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame, users, items, n: int, seed: int):
@@ -185,7 +221,8 @@ def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame,
     ui.data[:] = 1.0
     if kind == "bpr":
         model = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=opts.get("factors", 64),
-                                                             iterations=opts.get("iterations", 100), random_state=seed)
+                                                             iterations=opts.get("iterations", 100), random_state=seed,
+                                                             num_threads=1)  # multithreaded BPR is not reproducible
     else:
         model = implicit.cpu.als.AlternatingLeastSquares(factors=opts.get("factors", 64),
                                                          regularization=opts.get("regularization", 0.05),
@@ -205,7 +242,8 @@ def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epoc
     from recgen.generators.personalized import ContentGenerator, GenerationConfig
     from recgen.report import array_data_uri
 
-    part = CatalogData(items=catalog.items, reviews=catalog.reviews, interactions=history, name=catalog.name)
+    part = CatalogData(items=catalog.items, reviews=_reviews_known_by(catalog.reviews, history),
+                       interactions=history, name=catalog.name)
     gen = ContentGenerator(GenerationConfig(image_generator="cvae", blurb_generator="grounded",
                                             image_overrides={"epochs": epochs}, pairs_per_item=2, seed=seed)).fit(model, part)
     pairs = sorted({(u, i) for u in users for ranked in lists.values() for i in ranked.get(u, [])[:5]})
@@ -252,7 +290,9 @@ def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
 
         def recgen_on(name: str, part: pd.DataFrame):
             if name not in fitted:
-                fitted[name] = Recgen().fit(CatalogData(items=catalog.items, reviews=catalog.reviews,
+                # reviews written after the part ends would leak the future into the review vectors
+                fitted[name] = Recgen().fit(CatalogData(items=catalog.items,
+                                                        reviews=_reviews_known_by(catalog.reviews, part),
                                                         interactions=part, name=catalog.name), cache=cache)
             return fitted[name]
 

@@ -227,7 +227,7 @@ class ExposureSimulator:
 
     def _candidates(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` rows of ``n_candidates`` distinct random item rows."""
-        return rng.random((n, len(self.item_ids))).argpartition(self.n_candidates, axis=1)[:, : self.n_candidates]
+        return rng.random((n, len(self.item_ids))).argpartition(self.n_candidates - 1, axis=1)[:, : self.n_candidates]
 
     def true_value(self, logs: dict[str, np.ndarray], new_probs: np.ndarray) -> float:
         """Exact expected reward of a policy giving ``new_probs`` (n, K) over the logged contexts.

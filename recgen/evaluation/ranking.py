@@ -51,12 +51,39 @@ def global_time_split(interactions: pd.DataFrame, *, test_fraction: float = 0.1,
     if "timestamp" not in interactions.columns:
         raise ValueError("interactions has no timestamp column: use random_split, or add timestamps")
     df = interactions.reset_index(drop=True)
-    order = np.argsort(pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=np.float64), kind="stable")
+    ts = _timestamps(df["timestamp"])
+    order = np.argsort(ts, kind="stable")
+    ts_sorted = ts[order]
     n = len(df)
     a, b = int(round(n * (1 - test_fraction - val_fraction))), int(round(n * (1 - test_fraction)))
+    # never split one timestamp across two parts: a cut moves to the first row of its timestamp
+    b = int(np.searchsorted(ts_sorted, ts_sorted[b], side="left")) if 0 < b < n else b
+    a = int(np.searchsorted(ts_sorted, ts_sorted[a], side="left")) if 0 < a < n else a
+    a = min(a, b)
     parts = [df.iloc[order[:a]], df.iloc[order[a:b]], df.iloc[order[b:]]]
     parts = [p.reset_index(drop=True) for p in parts]
+    if parts[2].empty or parts[0].empty or (val_fraction > 0 and parts[1].empty):
+        raise ValueError(f"the time split of {n} interactions leaves an empty part (train {len(parts[0])}, "
+                         f"val {len(parts[1])}, test {len(parts[2])}): use larger fractions or more data")
     return (parts[0], parts[1], parts[2]) if val_fraction > 0 else (parts[0], parts[2])
+
+
+def _timestamps(values: pd.Series) -> np.ndarray:
+    """Timestamps as float seconds: numbers as they are, text/datetimes parsed; any unparsable one raises."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        ts = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        num = pd.to_numeric(values, errors="coerce")
+        if num.notna().all():
+            ts = num.to_numpy(dtype=np.float64)
+        else:
+            dt = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+            ts = (dt - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(ts))
+    if len(bad):
+        raise ValueError(f"{len(bad)} timestamps are missing or unparsable, e.g. row {int(bad[0])}: "
+                         f"{values.iloc[int(bad[0])]!r}; fix or drop them before a time split")
+    return ts
 
 
 def random_split(interactions: pd.DataFrame, *, test_fraction: float = 0.2, seed: int = 0
@@ -69,28 +96,33 @@ def random_split(interactions: pd.DataFrame, *, test_fraction: float = 0.2, seed
     return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
 
 
+def _top(recommended: Sequence[str], k: int) -> list[str]:
+    """The first ``k`` distinct items (a repeated item counts once, at its first rank)."""
+    return list(dict.fromkeys(recommended))[:k]
+
+
 def recall_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
     """Share of ``relevant`` items found in the top ``k`` (0 when nothing is relevant)."""
     if not relevant:
         return 0.0
-    return len(set(list(recommended)[:k]) & relevant) / len(relevant)
+    return len(set(_top(recommended, k)) & relevant) / len(relevant)
 
 
 def ndcg_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
     """Binary-relevance NDCG@k."""
-    gains = [1.0 / np.log2(r + 2) for r, i in enumerate(list(recommended)[:k]) if i in relevant]
+    gains = [1.0 / np.log2(r + 2) for r, i in enumerate(_top(recommended, k)) if i in relevant]
     ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(relevant))))
     return float(sum(gains) / ideal) if ideal else 0.0
 
 
 def hit_rate_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
     """1 when any relevant item is in the top ``k``, else 0."""
-    return float(bool(set(list(recommended)[:k]) & relevant))
+    return float(bool(set(_top(recommended, k)) & relevant))
 
 
 def mrr_at_k(recommended: Sequence[str], relevant: set[str], k: int) -> float:
     """Reciprocal rank of the first relevant item in the top ``k`` (0 when none)."""
-    for r, i in enumerate(list(recommended)[:k]):
+    for r, i in enumerate(_top(recommended, k)):
         if i in relevant:
             return 1.0 / (r + 1)
     return 0.0
@@ -101,7 +133,7 @@ def average_precision_at_k(recommended: Sequence[str], relevant: set[str], k: in
     if not relevant:
         return 0.0
     hits, total = 0, 0.0
-    for r, i in enumerate(list(recommended)[:k]):
+    for r, i in enumerate(_top(recommended, k)):
         if i in relevant:
             hits += 1
             total += hits / (r + 1)
@@ -114,7 +146,7 @@ def intra_list_diversity(recommended: Sequence[str], vectors: Mapping[str, np.nd
     ``vectors`` maps item id -> vector (e.g. recgen's fused space); items without a vector
     are skipped; fewer than 2 vectors gives NaN.
     """
-    vecs = [np.asarray(vectors[i], dtype=np.float64) for i in list(recommended)[:k] if i in vectors]
+    vecs = [np.asarray(vectors[i], dtype=np.float64) for i in _top(recommended, k) if i in vectors]
     if len(vecs) < 2:
         return float("nan")
     m = np.vstack(vecs)
@@ -130,7 +162,7 @@ def novelty(recommended: Sequence[str], popularity: Mapping[str, int], n_users: 
 
     Items never seen in training count as seen by one user (the most novel).
     """
-    items = list(recommended)[:k]
+    items = _top(recommended, k)
     if not items or n_users < 1:
         return float("nan")
     return float(np.mean([-np.log2(max(popularity.get(i, 0), 1) / n_users) for i in items]))
@@ -186,6 +218,7 @@ def per_user_metrics(rankings: Mapping[str, Sequence[str]], test: pd.DataFrame, 
         raise ValueError(f"k must be >= 1; got {k}")
     truth = test.assign(user_id=test["user_id"].astype(str), item_id=test["item_id"].astype(str)) \
         .groupby("user_id")["item_id"].agg(set)
+    rankings = {str(u): r for u, r in rankings.items()}   # user ids 1 and "1" are the same user
     pop, n_users = None, 0
     if train is not None:
         pop = train.assign(item_id=train["item_id"].astype(str)).drop_duplicates(["user_id", "item_id"])[
@@ -221,11 +254,12 @@ def evaluate_rankings(rankings: Mapping[str, Sequence[str]], test: pd.DataFrame,
     item_vectors, train : optional
         See :func:`per_user_metrics`.
     """
+    rankings = {str(u): r for u, r in rankings.items()}
     per = per_user_metrics(rankings, test, k=k, item_vectors=item_vectors, train=train)
     out = {c: (float(per[c].mean()) if len(per) else 0.0) for c in per.columns}
     out["users"] = len(per)
     if n_items:
-        shown = {str(i) for u in per.index for i in list(rankings.get(u, []))[:k]}
+        shown = {str(i) for u in per.index for i in _top(rankings.get(u, []), k)}
         out["coverage"] = len(shown) / n_items
     return out
 
