@@ -309,6 +309,26 @@ def evaluate(
     typer.secho(f"open {result.html.resolve()}", fg=typer.colors.GREEN)
 
 
+@app.command()
+def doctor(
+    workdir: Path = typer.Argument(..., help="Working directory (recgen.db, model/, generators/)."),
+    store: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the store (default WORKDIR/recgen.db)."),
+    fix: bool = typer.Option(False, "--fix", help="Remove leftovers of interrupted writes."),
+) -> None:
+    """Check that the store, the model's files (checksums), the FAISS indexes and the items agree.
+
+    Exit status 1 when a check fails; each finding names its fix.
+    """
+    from recgen.doctor import diagnose
+
+    checks = diagnose(workdir, store_url=store, fix=fix)
+    colours = {"ok": typer.colors.GREEN, "warn": typer.colors.YELLOW, "fail": typer.colors.RED}
+    for c in checks:
+        typer.secho(str(c), fg=colours.get(c.status))
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
 def _print_ranking(ids, scores, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"ids": [str(i) for i in ids], "scores": [float(s) for s in scores]}))

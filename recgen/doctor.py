@@ -1,0 +1,163 @@
+"""``recgen doctor DIR``: is a working directory consistent, and what to do if not.
+
+Checks, in order (each gives ``ok``, ``warn`` or ``fail`` with the fix in the message):
+
+1. ``store``: the catalog store opens and its counts.
+2. ``model``: every file of ``DIR/model`` matches its manifest checksum (a truncated, tampered
+   or half-written file fails), then the model loads.
+3. ``generators``: the same for ``DIR/generators`` when present.
+4. ``indexes``: each FAISS index holds exactly the items that have that modality, no more, no
+   fewer, and every vector is finite.
+5. ``store vs model``: items ingested after the last ``recgen index`` (not served yet) and
+   items the model serves that the store no longer has.
+6. ``leftovers``: temporary files and directories of interrupted atomic writes
+   (``.NAME.*.tmp`` / ``.NAME.*.old``); ``fix=True`` removes them. They never affect the live
+   artefacts (writes are renamed into place only when complete), they only take disk space.
+7. ``batch jobs``: unfinished resumable enrichment jobs (``*.parts`` folders).
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Check", "diagnose"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding of :func:`diagnose`."""
+
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.status.upper():4}] {self.name}: {self.detail}"
+
+
+def _leftovers(workdir: Path) -> list[Path]:
+    found = []
+    for p in workdir.rglob(".*"):
+        if p.name.endswith((".tmp", ".old")) and p.name.count(".") >= 2:
+            found.append(p)
+    return sorted(found)
+
+
+def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = False) -> list[Check]:
+    """Check a recgen working directory; see the module docstring for the checks.
+
+    Parameters
+    ----------
+    workdir : path
+        Folder of ``recgen ingest`` / ``recgen index`` (``recgen.db``, ``model/``, ``generators/``).
+    store_url : str, optional
+        SQLAlchemy URL of the store when it is not ``WORKDIR/recgen.db``.
+    fix : bool
+        Remove leftovers of interrupted writes.
+
+    Returns
+    -------
+    list of Check
+    """
+    from recgen.errors import ArtifactError
+
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        return [Check("workdir", "fail", f"{workdir} is not a directory")]
+    checks: list[Check] = []
+
+    store_items: set[str] | None = None
+    db = workdir / "recgen.db"
+    if store_url or db.exists():
+        from recgen.catalog import CatalogStore
+
+        try:
+            with CatalogStore(store_url or db) as st:
+                counts = st.counts()
+                store_items = set(st.items()["item_id"].astype(str))
+            checks.append(Check("store", "ok", ", ".join(f"{k} {v}" for k, v in counts.items())))
+        except Exception as exc:  # noqa: BLE001 - any failure to open the store is the finding
+            checks.append(Check("store", "fail", f"cannot read the store: {exc}"))
+    else:
+        checks.append(Check("store", "warn", f"no store at {db} (pass --store URL if it lives elsewhere)"))
+
+    model = None
+    mdir = workdir / "model"
+    if not mdir.exists():
+        checks.append(Check("model", "warn", f"no model at {mdir}: run `recgen index {workdir}`"))
+    else:
+        from recgen.model import Recgen
+
+        try:
+            model = Recgen.load(mdir, use_gpu=False)
+            checks.append(Check("model", "ok", f"checksums verified; {len(model.items.ids)} items, "
+                                               f"{len(model.profiles.user_ids_)} users, indexes "
+                                               f"{', '.join(f'{m}={len(ix)}' for m, ix in model.indexes.items())}"))
+        except (ArtifactError, OSError, ValueError) as exc:
+            checks.append(Check("model", "fail", f"{exc}. Fix: run `recgen index {workdir}` to rebuild it"))
+
+    gdir = workdir / "generators"
+    if gdir.exists():
+        from recgen._io import read_manifest
+
+        try:
+            read_manifest(gdir, kind=_manifest_kind(gdir), verify=True)
+            for sub in sorted(p for p in gdir.iterdir() if p.is_dir() and (p / "manifest.json").exists()):
+                read_manifest(sub, kind=_manifest_kind(sub), verify=True)
+            checks.append(Check("generators", "ok", "checksums verified"))
+        except (ArtifactError, OSError, ValueError) as exc:
+            checks.append(Check("generators", "fail", f"{exc}. Fix: retrain and save the generators"))
+
+    if model is not None:
+        problems = []
+        for m, ix in model.indexes.items():
+            want = set(model.items.ids[model.items.present[m]].tolist())
+            have = set(ix.ids)
+            if want != have:
+                problems.append(f"{m}: {len(want - have)} items missing from the index, {len(have - want)} extra")
+        for m, v in model.items.vectors.items():
+            if not np.isfinite(v).all():
+                problems.append(f"{m}: {int((~np.isfinite(v)).any(axis=1).sum())} item vectors are NaN/inf")
+        checks.append(Check("indexes", "fail", "; ".join(problems) + f". Fix: run `recgen index {workdir}`")
+                      if problems else Check("indexes", "ok", "every index holds exactly its modality's items; "
+                                                              "vectors finite"))
+        if store_items is not None:
+            served = set(model.items.ids.tolist())
+            new, gone = store_items - served, served - store_items
+            if new or gone:
+                checks.append(Check("store vs model", "warn",
+                                    f"{len(new)} stored items are not served yet (e.g. {sorted(new)[:3]}), "
+                                    f"{len(gone)} served items are no longer stored (e.g. {sorted(gone)[:3]}). "
+                                    f"Fix: `recgen index {workdir}`"))
+            else:
+                checks.append(Check("store vs model", "ok", f"the model serves exactly the {len(served)} stored items"))
+
+    left = _leftovers(workdir)
+    if left:
+        if fix:
+            for p in left:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            checks.append(Check("leftovers", "ok", f"removed {len(left)} leftovers of interrupted writes"))
+        else:
+            checks.append(Check("leftovers", "warn", f"{len(left)} leftovers of interrupted writes (harmless, "
+                                                     f"e.g. {left[0].name}); `recgen doctor --fix` removes them"))
+    else:
+        checks.append(Check("leftovers", "ok", "no leftovers of interrupted writes"))
+
+    parts = sorted(p for p in workdir.rglob("*.parts") if (p / "_job.json").exists())
+    if parts:
+        checks.append(Check("batch jobs", "warn", f"{len(parts)} unfinished enrichment job(s), e.g. {parts[0]}: "
+                                                  f"re-run the same `recgen enrich` command to resume"))
+    return checks
+
+
+def _manifest_kind(directory: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((directory / "manifest.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError):
+        return None
