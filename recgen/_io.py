@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -123,6 +125,7 @@ def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool 
     """
     directory = Path(directory)
     path = directory / MANIFEST
+    recover_directory(directory)
     if not path.is_file():
         raise ArtifactError(f"{directory} is not a saved recgen {kind}: {MANIFEST} is missing")
     try:
@@ -151,34 +154,159 @@ def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool 
     return manifest
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the call is not available (another OS, old libc, a filesystem
+    without support); the caller then falls back to two renames.
+    """
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _renameat2 = fn
+    if not _renameat2:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``directory`` (no lock file is created).
+
+    Serializes saves (and clean-ups) of artefacts in the same folder across threads and
+    processes, so one save never removes another's files in progress. Yields whether the
+    lock is held: False with ``wait=False`` when someone else holds it. Where flock is not
+    available it yields True and locks nothing.
+    """
+    try:
+        import fcntl
+
+        fd = os.open(directory, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            got = True
+        except BlockingIOError:
+            got = False
+        except OSError:  # a filesystem without flock
+            got = True
+        yield got
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _siblings(target: Path, suffix: str) -> list[Path]:
+    """Temp siblings that :func:`save_directory` makes for ``target`` (oldest first).
+
+    Matched exactly (``.NAME.`` + mkdtemp's 8 random characters + suffix), so the leftovers
+    of ``model.v2`` are never taken for those of ``model``.
+    """
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+    found = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def _recover_locked(target: Path) -> None:
+    """With the folder locked: undo what a killed :func:`save_directory` left behind.
+
+    * ``.NAME.*.old`` with ``target`` missing: the two-rename fallback was killed between its
+      renames; the newest ``.old`` is the last complete version and goes back in place.
+    * every other ``.NAME.*.tmp`` / ``.NAME.*.old``: an unfinished new version or an old one
+      whose removal was cut short; both are removed.
+    """
+    olds = _siblings(target, ".old")
+    if not target.exists() and olds:
+        os.replace(olds.pop(), target)
+        _fsync_dir(target.parent)
+    import shutil
+
+    for p in olds + _siblings(target, ".tmp"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+
+def recover_directory(target: str | os.PathLike[str]) -> bool:
+    """Undo what a killed :func:`save_directory` of ``target`` left behind; True if ``target`` exists.
+
+    Puts the last complete version back when a kill between the two renames of the fallback
+    path left ``target`` missing, and removes unfinished or superseded temp copies. The
+    loaders call it (through :func:`read_manifest`), so the next run recovers by itself; it
+    never waits for a save in progress unless ``target`` is missing.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return False
+    missing = not target.exists()
+    if not missing and not (_siblings(target, ".tmp") or _siblings(target, ".old")):
+        return True
+    with _locked(target.parent, wait=missing) as got:
+        if got:
+            with contextlib.suppress(OSError):  # a read-only folder: nothing to repair there
+                _recover_locked(target)
+    return target.exists()
+
+
 def save_directory(target: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
     """Build an artefact directory in a temp sibling, then swap it in place of ``target``.
 
-    ``writer(tmpdir)`` writes every file, manifest included. The old directory, if any,
-    stays intact until the new one is complete; the swap is two renames.
+    ``writer(tmpdir)`` writes every file, manifest included. The old directory stays intact
+    until the new one is complete and fsynced; then the two are exchanged in one atomic
+    ``renameat2(RENAME_EXCHANGE)``, so a reader, or a process killed at any point, sees either
+    the complete old or the complete new directory, never neither and never a mix. Where the
+    exchange is not available it falls back to two renames, and a kill between them is undone
+    by :func:`recover_directory` (run by the loaders and by the next save).
+
+    Saves into the same folder are serialized by a lock on the folder, and each save first
+    removes what earlier killed saves left behind, so the next run recovers by itself.
     """
+    import shutil
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        writer(tmp)
-        _fsync_dir(tmp)
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            old.rmdir()  # only the unique name is wanted
-            os.replace(target, old)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-        if old is not None:
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _locked(target.parent):
+        _recover_locked(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            writer(tmp)
+            _fsync_dir(tmp)
+            if target.exists() and _exchange(tmp, target):
+                _fsync_dir(target.parent)  # tmp now holds the old version
+            else:
+                old = None
+                if target.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                    old.rmdir()  # only the unique name is wanted
+                    os.replace(target, old)
+                os.replace(tmp, target)
+                _fsync_dir(target.parent)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

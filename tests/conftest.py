@@ -76,3 +76,18 @@ def candidates(sample) -> "pd.DataFrame":
     df.loc[4, "item_id"] = "NO-ITEM"
     df.loc[5] = df.loc[6]
     return df
+
+
+# kill-point summaries (tests/test_killpoints.py), printed at the end of the run so CI's log
+# shows how many kill points each operation survived
+KILLPOINT_SUMMARIES: list[dict] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if KILLPOINT_SUMMARIES:
+        terminalreporter.section("kill points (SIGKILL, then the next run recovers)")
+        for s in KILLPOINT_SUMMARIES:
+            terminalreporter.write_line(
+                f"{s['op']:<10} {s['kills']} kills ({s['hooked']} hooked at file primitives, the rest timed) "
+                f"over {s['points']} runs; state right after the kill: {s['states_after_kill']}; "
+                f"failures: {len(s['failures'])}")
