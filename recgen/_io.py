@@ -111,7 +111,19 @@ def write_manifest(directory: Path, *, kind: str, files: list[str], config: dict
         "config": config,
         "files": {name: sha256_file(directory / name) for name in files},
     }
+    manifest = json.loads(json.dumps(manifest, default=str))  # what will be read back
+    manifest["digest"] = _manifest_digest(manifest)
     atomic_write_json(directory / MANIFEST, manifest)
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON without its ``digest`` field.
+
+    Catches an edited or corrupted manifest (a changed config, a swapped checksum). It is
+    not a signature: whoever can write the directory can recompute it.
+    """
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool = True) -> dict[str, Any]:
@@ -139,6 +151,12 @@ def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool 
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"{path} has format_version {manifest.get('format_version')!r}; this recgen reads {FORMAT_VERSION}"
+        )
+    if manifest.get("digest") != _manifest_digest(manifest):
+        raise ArtifactError(
+            f"{path} was edited or corrupted: its digest does not match its content"
+            + ("" if "digest" in manifest else " (it has none: saved by an older recgen?)")
+            + f". Save the {kind} again instead of editing its manifest"
         )
     files = manifest.get("files")
     if not isinstance(files, dict):

@@ -13,6 +13,8 @@ Checks, in order (each gives ``ok``, ``warn`` or ``fail`` with the fix in the me
 6. ``leftovers``: temporary files and directories of interrupted atomic writes
    (``.NAME.*.tmp`` / ``.NAME.*.old``); ``fix=True`` removes them. They never affect the live
    artefacts (writes are renamed into place only when complete), they only take disk space.
+   Loading a saved directory already removes the leftovers of its own killed saves (see
+   :func:`recgen._io.recover_directory`), so what is reported here is what no load touched.
 7. ``batch jobs``: unfinished resumable enrichment jobs (``*.parts`` folders).
 """
 from __future__ import annotations

@@ -500,9 +500,13 @@ def _assert_same_results(a, b):
 
 
 def _rewrite_manifest(directory, edit):
+    """Edit a manifest the way an attacker who knows the format would: digest recomputed."""
+    from recgen._io import _manifest_digest
+
     path = directory / "manifest.json"
     manifest = json.loads(path.read_text())
     edit(manifest)
+    manifest["digest"] = _manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
 
 
