@@ -12,6 +12,9 @@ import gzip
 import json
 import logging
 import os
+import re
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -32,29 +35,99 @@ __all__ = ["read_table", "load_frames", "load_movielens_posters", "load_clothing
 log = logging.getLogger(__name__)
 
 ACCEPTED_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".json")
-_TEXT_OPTS = {"encoding": "utf-8", "encoding_errors": "surrogateescape"}
+_SAVE_AS_UTF8 = "save it as UTF-8 (e.g. iconv -t UTF-8, or 'CSV UTF-8' in a spreadsheet program)"
+# byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one)
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+_MANGLED = re.compile(r"^(.*)\.(\d+)$")
 
 FrameOrPath = pd.DataFrame | str | os.PathLike
 
 
-def _open_text(path: Path):
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
-    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+def _is_gzip(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def _text_encoding(path: Path, kind: str) -> str:
+    """Encoding of a text table: UTF-8, or UTF-16/32 when the file starts with their byte-order mark.
+
+    Raises ValidationError for a corrupt gzip file, and for NUL bytes without a byte-order
+    mark (UTF-16 without BOM, or a binary file such as a spreadsheet or an image).
+    """
+    try:
+        with (gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")) as fh:
+            head = fh.read(4096)
+    except _GZIP_ERRORS as exc:
+        raise ValidationError(f"{path}: not a readable gzip file ({exc}); re-compress it with gzip") from exc
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    if b"\x00" in head:
+        raise ValidationError(
+            f"{path}: contains NUL bytes, so it is not a UTF-8 {kind} file (UTF-16 without a byte-order "
+            f"mark, or a binary file such as a spreadsheet or an image); {_SAVE_AS_UTF8}"
+        )
+    return "utf-8-sig"  # strips a UTF-8 byte-order mark, reads plain UTF-8 unchanged
+
+
+def _open_text(path: Path, encoding: str = "utf-8-sig"):
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding=encoding, errors="surrogateescape", newline="")
+    return open(path, encoding=encoding, errors="surrogateescape", newline="")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _loads(text: str, where: str) -> Any:
+    """json.loads with recgen's errors: file and line named, duplicate keys refused."""
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{where}: not valid JSON ({exc.msg}); JSON lines need one complete object per line"
+        ) from exc
+    except _DuplicateKey as exc:
+        raise ValidationError(f"{where}: key {str(exc)!r} appears twice in one object; keep one") from exc
+    except RecursionError as exc:
+        raise ValidationError(f"{where}: JSON nested too deeply to read") from exc
 
 
 def _read_json_lines(path: Path) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
-    with _open_text(path) as fh:
+    encoding = _text_encoding(path, "JSON")
+    with _open_text(path, encoding) as fh:
         first = fh.read(1)
         while first and first.isspace():
             first = fh.read(1)
         if first == "[":  # a plain JSON array of records (.json files)
             text = first + fh.read()
             try:
-                data = json.loads(text)
+                data = json.loads(text, object_pairs_hook=_object_without_duplicate_keys)
             except json.JSONDecodeError as exc:
                 raise ValidationError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+            except _DuplicateKey as exc:
+                raise ValidationError(f"{path}: key {str(exc)!r} appears twice in one object; keep one") from exc
+            except RecursionError as exc:
+                raise ValidationError(f"{path}: JSON nested too deeply to read") from exc
             records = data
             for k, rec in enumerate(records, start=1):
                 if not isinstance(rec, dict):
@@ -66,10 +139,7 @@ def _read_json_lines(path: Path) -> pd.DataFrame:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValidationError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from exc
+                rec = _loads(line, f"{path} line {lineno}")
                 if not isinstance(rec, dict):
                     raise ValidationError(
                         f"{path} line {lineno}: expected a JSON object, got {type(rec).__name__}"
@@ -111,14 +181,16 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise FileNotFoundError(f"table file not found: {path}")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes:
-        df = pd.read_parquet(path)
+        df = _read_parquet(path)
     elif any(s in suffixes for s in (".jsonl", ".ndjson", ".json")):
-        df = _read_json_lines(path)
+        try:
+            df = _read_json_lines(path)
+        except _GZIP_ERRORS as exc:
+            raise ValidationError(f"{path}: not a readable gzip file ({exc}); re-compress it with gzip") from exc
+        except UnicodeError as exc:  # e.g. a UTF-32 byte-order mark followed by other bytes
+            raise ValidationError(_not_decodable(path, "its byte-order mark's encoding", exc)) from exc
     elif ".csv" in suffixes or ".tsv" in suffixes:
-        sep = "\t" if ".tsv" in suffixes else ","
-        df = pd.read_csv(
-            path, sep=sep, dtype=object, keep_default_na=False, na_values=[""], **_TEXT_OPTS
-        )
+        df = _read_delimited(path, "\t" if ".tsv" in suffixes else ",", "TSV" if ".tsv" in suffixes else "CSV")
     else:
         raise ValueError(
             f"cannot read {path}: unknown extension {''.join(path.suffixes) or '(none)'}; "
@@ -126,6 +198,77 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         )
     df.attrs["source"] = str(path)
     return df
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (ValueError, OSError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValidationError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); the file is empty, truncated "
+            "or not Parquet: write it again, e.g. with pandas.DataFrame.to_parquet"
+        ) from exc
+
+
+def _not_decodable(path: Path, encoding: str, exc: UnicodeError) -> str:
+    return (
+        f"{path}: cannot be decoded as {encoding} ({exc.reason} at byte {getattr(exc, 'start', '?')}) "
+        f"in its header line or byte-order mark; {_SAVE_AS_UTF8}"
+    )
+
+
+def _read_delimited(path: Path, sep: str, kind: str) -> pd.DataFrame:
+    encoding = _text_encoding(path, kind)
+    opts = dict(
+        sep=sep, dtype=object, keep_default_na=False, na_values=[""], encoding=encoding,
+        encoding_errors="surrogateescape",
+    )
+    try:
+        # index_col=False: a line with more fields than the header is an error, never a
+        # silent shift of its values into an index
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False, on_bad_lines="error", **opts)
+    except pd.errors.EmptyDataError as exc:
+        raise ValidationError(
+            f"{path} is empty: a {kind} file needs a header line naming its columns (e.g. item_id{sep}title)"
+        ) from exc
+    except pd.errors.ParserError as exc:
+        msg = str(exc).strip().replace("Error tokenizing data. C error: ", "")
+        raise ValidationError(
+            f"{path}: malformed {kind} ({msg}); every line needs as many fields as the header line, "
+            f"and values holding {sep!r}, quotes or line breaks must be quoted"
+        ) from exc
+    except _GZIP_ERRORS as exc:
+        raise ValidationError(f"{path}: not a readable gzip file ({exc}); re-compress it with gzip") from exc
+    except UnicodeError as exc:  # undecodable bytes in the header line (cells keep them, see above)
+        raise ValidationError(_not_decodable(path, encoding, exc)) from exc
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        # pandas cut the extra fields of a line longer than the header (first data line only)
+        raise ValidationError(
+            f"{path}: malformed {kind} ({_first_long_line(path, sep, encoding)}); every line needs as many "
+            f"fields as the header line, and values holding {sep!r}, quotes or line breaks must be quoted"
+        )
+    mangled = [c for c in df.columns if isinstance(c, str) and (m := _MANGLED.match(c)) and m.group(1) in df.columns]
+    if mangled:  # pandas renames a repeated header "title" to "title.1": check the real header
+        header = pd.read_csv(path, header=None, nrows=1, **opts).iloc[0].tolist()
+        dup = sorted({str(h) for h in header if header.count(h) > 1})
+        if dup:
+            raise ValidationError(f"{path}: the header line names column(s) {dup} more than once; rename or drop the copies")
+    return df
+
+
+def _first_long_line(path: Path, sep: str, encoding: str) -> str:
+    """Where a line has more fields than the header (only called on the error path)."""
+    import csv
+
+    with _open_text(path, encoding) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        for row in reader:
+            if len(row) > len(header):
+                return f"line {reader.line_num} has {len(row)} fields, the header {len(header)}"
+    return "a line has more fields than the header"
 
 
 def _as_frame(obj: FrameOrPath | None, what: str) -> pd.DataFrame | None:
@@ -209,6 +352,12 @@ _MOVIELENS_LAYOUT = (
 )
 
 
+def _map_object(s: pd.Series, func: Any) -> pd.Series:
+    """``s.map(func)`` kept as object dtype: pandas would infer its Arrow string dtype, which
+    cannot hold the surrogates of undecodable bytes (they must reach validation to be reported)."""
+    return pd.Series([func(v) for v in s.tolist()], index=s.index, dtype=object)
+
+
 def _clean_number_text(v: Any) -> str | None:
     """'1995.0' -> '1995', '7.5' -> '7.5', NaN/'' -> None; other text is kept as is."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -283,17 +432,17 @@ def load_movielens_posters(path: str | os.PathLike[str]) -> CatalogData:
         raise ValidationError(
             f"{root / 'items.csv'} lacks column(s) {need}; columns found: {list(raw.columns)}; {_MOVIELENS_LAYOUT}"
         )
-    ids = raw["movie_id"].map(lambda v: v.strip() if isinstance(v, str) else v)
+    ids = _map_object(raw["movie_id"], lambda v: v.strip() if isinstance(v, str) else v)
     raw = raw.assign(movie_id=ids)
     raw = raw[~raw["movie_id"].duplicated(keep="first") | raw["movie_id"].isna()].reset_index(drop=True)
 
     genre_cols = [c for c in MOVIELENS_GENRES if c in raw.columns]
     flags = np.zeros((len(raw), len(genre_cols)), dtype=bool)
     for j, c in enumerate(genre_cols):
-        flags[:, j] = raw[c].map(lambda v: _clean_number_text(v) == "1").to_numpy(dtype=bool)
+        flags[:, j] = [_clean_number_text(v) == "1" for v in raw[c].tolist()]
     attr_sources = {"year": "year", "language": "original_language", "runtime": "runtime"}
     attr_values = {
-        key: raw[col].map(_clean_number_text).tolist() if col in raw.columns else [None] * len(raw)
+        key: [_clean_number_text(v) for v in raw[col].tolist()] if col in raw.columns else [None] * len(raw)
         for key, col in attr_sources.items()
     }
     attributes = []
@@ -405,7 +554,7 @@ def load_clothing_reviews(path: str | os.PathLike[str]) -> CatalogData:
     def col(name: str) -> pd.Series:
         return df[name] if name in df.columns else pd.Series([None] * len(df), dtype=object)
 
-    ids = col("Clothing ID").map(lambda v: str(int(v)) if isinstance(v, (int, np.integer)) else v)
+    ids = _map_object(col("Clothing ID"), lambda v: str(int(v)) if isinstance(v, (int, np.integer)) else v)
     first = pd.DataFrame(
         {
             "item_id": ids,

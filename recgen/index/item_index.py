@@ -210,8 +210,10 @@ class ItemIndex:
     # ----------------------------------------------------------------- validation
     def _check_vectors(self, vectors: Any, n: int | None, name: str = "vectors") -> np.ndarray:
         arr = np.asarray(vectors)
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-            raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
+        if arr.dtype == object or arr.dtype == bool or not (
+            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        ):
+            raise TypeError(f"{name} must be a real-valued numeric array; got dtype {arr.dtype}")
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2:
@@ -220,20 +222,31 @@ class ItemIndex:
             raise ValueError(f"{name} has dim {arr.shape[1]}; this index expects {self.dim}")
         if n is not None and arr.shape[0] != n:
             raise ValueError(f"{name} has {arr.shape[0]} rows but {n} ids were given")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        finite = np.isfinite(arr).all(axis=1)
+        # float64 input is checked before the cast (1e300 is finite but not a float32)
+        work = arr if arr.dtype == np.float64 else np.asarray(arr, dtype=np.float32)
+        finite = np.isfinite(work).all(axis=1)
         if not finite.all():
             bad = np.flatnonzero(~finite)[:5].tolist()
-            raise ValueError(f"{name} has NaN or inf values in rows {bad} (showing up to 5)")
+            raise ValueError(f"{name} has NaN or inf values in rows {bad} (showing up to 5); drop or fix those rows")
         if self.normalize:
-            norms = np.linalg.norm(arr, axis=1, keepdims=True)
-            zero = norms[:, 0] == 0
+            # divide by max|x| first: the norm of huge rows (|x| > 1.8e19 in float32) overflowed
+            # to inf and normalized them to zeros; tiny (subnormal) rows underflowed to 0
+            scale = np.abs(work).max(axis=1, keepdims=True)
+            zero = scale[:, 0] == 0
             if zero.any():
                 raise ValueError(
                     f"{name} has all-zero rows {np.flatnonzero(zero)[:5].tolist()}; they cannot be normalized"
                 )
-            arr = arr / norms
-        return arr
+            scaled = work / scale
+            work = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+        else:
+            big = np.abs(work).max(axis=1) > np.finfo(np.float32).max
+            if big.any():
+                raise ValueError(
+                    f"{name} has values beyond the float32 range (|x| > 3.4e38) in rows "
+                    f"{np.flatnonzero(big)[:5].tolist()}; rescale them"
+                )
+        return np.ascontiguousarray(work, dtype=np.float32)
 
     # ------------------------------------------------------------------ mutation
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
