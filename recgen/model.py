@@ -109,18 +109,26 @@ class Recgen:
 
         User profiles are not refitted (call :meth:`fit` for that). Returns the number of
         items embedded.
+
+        Safe while other threads read the model: the item arrays are never changed in place
+        (a new :class:`ItemVectors` replaces the old one in one assignment, so a reader sees
+        the old or the new one whole), each index is changed under its own lock, and the new
+        items are published before the indexes can return them.
         """
         self._check()
         catalog, cache = _resolve_catalog(catalog, cache)
         new = self.space.transform(catalog, cache=cache)
-        pos = pd.Index(self.items.ids).get_indexer(new.ids)
+        cur = self.items
+        pos = pd.Index(cur.ids).get_indexer(new.ids)
         old, fresh = pos >= 0, pos < 0
-        for m in self.items.vectors:
-            self.items.vectors[m][pos[old]] = new.vectors[m][old]
-            self.items.present[m][pos[old]] = new.present[m][old]
-            self.items.vectors[m] = np.concatenate([self.items.vectors[m], new.vectors[m][fresh]])
-            self.items.present[m] = np.concatenate([self.items.present[m], new.present[m][fresh]])
-        self.items.ids = np.concatenate([self.items.ids, new.ids[fresh]])
+        vectors, present = {}, {}
+        for m in cur.vectors:
+            v, p = cur.vectors[m].copy(), cur.present[m].copy()  # copy-on-write: readers keep the old arrays
+            v[pos[old]] = new.vectors[m][old]
+            p[pos[old]] = new.present[m][old]
+            vectors[m] = np.concatenate([v, new.vectors[m][fresh]])
+            present[m] = np.concatenate([p, new.present[m][fresh]])
+        self.items = ItemVectors(ids=np.concatenate([cur.ids, new.ids[fresh]]), vectors=vectors, present=present)
         for m in INDEX_MODALITIES:
             has = new.present[m]
             if m in self.indexes:
@@ -134,7 +142,11 @@ class Recgen:
         return len(new.ids)
 
     def remove_items(self, item_ids: Sequence[str]) -> None:
-        """Remove items from every index (they are no longer recommended or returned)."""
+        """Remove items from every index (they are no longer recommended or returned).
+
+        Safe while other threads read the model: the indexes drop the items first, then a new
+        :class:`ItemVectors` without them replaces the old one in one assignment.
+        """
         self._check()
         item_ids = [str(i) for i in item_ids]
         unknown = [i for i in item_ids if i not in self.indexes["fused"]]
