@@ -77,6 +77,33 @@ def resolve_directory(directory: str | Path, generators: str | Path | None | boo
     return ModelPaths(model=model, generators=gen)
 
 
+def directory_version(directory: str | Path, generators: str | Path | None | bool = None) -> str:
+    """Short fingerprint of a saved recgen directory: the first 12 hex digits of the sha256 of
+    ``model/manifest.json`` (followed by ``generators/manifest.json`` when generators are used).
+
+    Manifests are written last and list the checksum of every file (nested manifests
+    included), so the fingerprint changes whenever any saved byte does; reading it costs two
+    small file reads, which is what services poll to notice a re-save.
+
+    Raises
+    ------
+    ArtifactError
+        The directory is not a saved recgen directory, or a manifest cannot be read (for
+        instance in the instant a save swaps the new directory in).
+    """
+    paths = resolve_directory(directory, generators)
+    h = hashlib.sha256()
+    for part in (paths.model, paths.generators):
+        if part is None:
+            continue
+        try:
+            h.update((part / "manifest.json").read_bytes())
+        except OSError as exc:
+            raise ArtifactError(f"cannot read {part / 'manifest.json'}: {exc.strerror or exc}") from exc
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
 class Enricher:
     """Add recgen similarity features, blurbs and preview references to candidate frames.
 
@@ -123,6 +150,8 @@ class Enricher:
         self.seed = int(seed)
         self._gen_lock = threading.Lock()  # torch generators and the SQLite cache are used one call at a time
         self._source: tuple[str, dict[str, Any]] | None = None  # set by load(): how to reload after unpickling
+        #: :func:`directory_version` of the directory this was loaded from (None: built in memory)
+        self.model_version: str | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -137,14 +166,19 @@ class Enricher:
         from recgen.model import Recgen
 
         paths = resolve_directory(directory, generators)
+        version = directory_version(directory, generators)
         model = Recgen.load(paths.model, use_gpu=use_gpu, verify=verify)
         gen = None
         if paths.generators is not None:
             from recgen.generators.personalized import ContentGenerator
 
             gen = ContentGenerator.load(paths.generators, model)
-        log.info("loaded recgen model from %s (generators: %s)", paths.model, paths.generators)
+        if directory_version(directory, generators) != version:
+            # a save swapped a new directory in while we read: the files may come from two versions
+            raise ArtifactError(f"{paths.model} was replaced while it was being loaded; load it again")
+        log.info("loaded recgen model %s from %s (generators: %s)", version, paths.model, paths.generators)
         out = cls(model, gen, preview_dir=preview_dir, generation_cache=generation_cache, seed=seed)
+        out.model_version = version
         if generation_cache is None or isinstance(generation_cache, (str, Path)):
             out._source = (str(Path(directory).resolve()), {
                 "generators": generators if isinstance(generators, bool) or generators is None else str(generators),

@@ -16,7 +16,17 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 ``GET /previews?user_id=..&item_id=..``     the same for ids that cannot be a path segment
 ``GET /healthz``                            liveness and model summary (never needs a key)
 ``GET /metrics``                            Prometheus text format
+``POST /admin/reload``                      load a re-saved ``DIR`` and swap it in (no restart)
 ==========================================  ================================================
+
+Hot reload: a reload (``POST /admin/reload``, or every ``reload_interval`` seconds when the
+manifests' fingerprint changed) loads the new model completely off to the side, checksums
+verified, then swaps it in with one assignment; each request reads the served model once, so
+no request ever mixes two versions. A failed reload (incomplete, corrupt or tampered
+directory) keeps the old version serving. Every response names the version that answered it
+in ``X-Recgen-Model-Version`` (see :func:`recgen_adapters.core.directory_version`). With several
+worker processes (``recgen serve --workers N``) a ``POST /admin/reload`` reaches one of them:
+use ``reload_interval`` there, so that every worker picks the new model up.
 
 Security: API keys (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``) are compared in
 constant time and never logged; request bodies, uploads, batch sizes, ``k`` and id lengths
@@ -42,10 +52,11 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import pandas as pd
 
-from recgen.errors import NotFittedError, UnknownIdError, missing_extra
+from recgen.errors import ArtifactError, NotFittedError, UnknownIdError, missing_extra
 
 try:
     from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -54,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise missing_extra(getattr(exc, "name", None) or "fastapi", "pip install 'recgen[serve]'",
                         "the HTTP service") from exc
 
-from recgen_adapters.core import Enricher
+from recgen_adapters.core import Enricher, directory_version
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,9 @@ MAX_CANDIDATES = 10_000
 MAX_K = 1000
 MAX_QUERY_LENGTH = 2000
 NEUTRAL_USER = "_"
+MODEL_VERSION_HEADER = "X-Recgen-Model-Version"
+UNSAVED_VERSION = "unsaved"  # version of a model served from memory (never saved, cannot be reloaded)
+RELOAD_ATTEMPTS = 5  # loads tried per reload: a save may be swapping the directory in right then
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 
@@ -88,6 +102,10 @@ class ServiceConfig:
         Bucket size of the rate limiter.
     preview_cache_size : int
         Generated previews kept in memory (LRU).
+    reload_interval : float or None
+        Seconds between checks of the served directory's manifests; when their fingerprint
+        changed, the new model is loaded and swapped in. None (default) = only on
+        ``POST /admin/reload``.
     """
 
     api_keys: tuple[str, ...] = ()
@@ -96,6 +114,7 @@ class ServiceConfig:
     rate_limit: float | None = None
     rate_burst: int = 20
     preview_cache_size: int = 1024
+    reload_interval: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):
@@ -110,11 +129,15 @@ class ServiceConfig:
             raise ValueError(f"rate_limit must be a positive number of requests/s or None; got {self.rate_limit}")
         if self.rate_burst < 1:
             raise ValueError(f"rate_burst must be >= 1; got {self.rate_burst}")
+        if self.reload_interval is not None and not (math.isfinite(self.reload_interval)
+                                                     and self.reload_interval > 0):
+            raise ValueError(f"reload_interval must be a positive number of seconds or None; got {self.reload_interval}")
 
 
 def config_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> ServiceConfig:
     """ServiceConfig from ``RECGEN_API_KEYS`` (comma-separated) / ``RECGEN_API_KEY_FILE`` (one key per line),
-    ``RECGEN_MAX_CANDIDATES``, ``RECGEN_RATE_LIMIT``, ``RECGEN_RATE_BURST``; ``overrides`` win."""
+    ``RECGEN_MAX_CANDIDATES``, ``RECGEN_RATE_LIMIT``, ``RECGEN_RATE_BURST``, ``RECGEN_RELOAD_INTERVAL``;
+    ``overrides`` win."""
     env = os.environ if environ is None else environ
     keys: list[str] = [k.strip() for k in env.get("RECGEN_API_KEYS", "").split(",") if k.strip()]
     if env.get("RECGEN_API_KEY_FILE"):
@@ -126,6 +149,8 @@ def config_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> 
         cfg["rate_limit"] = float(env["RECGEN_RATE_LIMIT"])
     if env.get("RECGEN_RATE_BURST"):
         cfg["rate_burst"] = int(env["RECGEN_RATE_BURST"])
+    if env.get("RECGEN_RELOAD_INTERVAL"):
+        cfg["reload_interval"] = float(env["RECGEN_RELOAD_INTERVAL"])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return ServiceConfig(**cfg)
 
@@ -152,6 +177,13 @@ class Modality(str, Enum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _not_bool(v: Any) -> Any:
+    """``true`` is not a number: pydantic's lax mode would read it as 1."""
+    if isinstance(v, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return v
 
 
 def _id_like(v: Any) -> Any:
@@ -218,6 +250,8 @@ class RecommendRequest(_Strict):
     def _history(cls, v: Any) -> Any:
         return [_id_like(x) for x in v] if isinstance(v, list) else v
 
+    _k = field_validator("k", mode="before")(_not_bool)
+
 
 class ScoredItem(BaseModel):
     item_id: str
@@ -233,6 +267,8 @@ class SearchRequest(_Strict):
     k: int = Field(10, ge=1, le=MAX_K)
     modality: Modality = Modality.fused
 
+    _k = field_validator("k", mode="before")(_not_bool)
+
 
 class Health(BaseModel):
     status: str
@@ -241,6 +277,30 @@ class Health(BaseModel):
     previews: bool
     blurbs: bool
     version: str
+    model_version: str = Field(description="Fingerprint of the served model (also in X-Recgen-Model-Version).")
+
+
+class ReloadResult(BaseModel):
+    """Outcome of ``POST /admin/reload``."""
+
+    status: str = Field(description="'reloaded', or 'unchanged' when the saved directory is the one served.")
+    model_version: str
+    previous_version: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Served:
+    """One loaded model version and what requests derive from it, swapped in as a whole."""
+
+    enricher: Enricher
+    version: str
+    item_ids: frozenset
+
+
+def _served(enricher: Enricher) -> _Served:
+    return _Served(enricher, enricher.model_version or UNSAVED_VERSION,
+                   frozenset(enricher.model.items.ids.tolist()))
 
 
 # ---------------------------------------------------------------------- middleware
@@ -280,6 +340,28 @@ class _BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class _ModelVersionHeader:
+    """ASGI middleware: ``X-Recgen-Model-Version`` on every response, naming the model version the
+    request read (the current one for responses made before any handler ran: 401, 413, 429...)."""
+
+    def __init__(self, app, current) -> None:
+        self.app, self.current = app, current
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = scope.setdefault("state", {})  # created here, so handlers write into this very dict
+
+        async def send_with_version(message):
+            if message["type"] == "http.response.start":
+                version = state.get("recgen_version") or self.current()
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (MODEL_VERSION_HEADER.lower().encode(), version.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
 
 
 async def _send_json(send, status: int, body: dict) -> None:
@@ -341,15 +423,24 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
     Parameters
     ----------
     source : path or Enricher
-        ``DIR`` with ``model/`` (and ``generators/`` for previews and blurbs).
+        ``DIR`` with ``model/`` (and ``generators/`` for previews and blurbs). An Enricher
+        made by :meth:`Enricher.load` is reloaded from its directory; one built from an
+        in-memory model is served as it is (``/admin/reload`` then answers 409).
     config : ServiceConfig, optional
-        Auth and limits (defaults: no auth, 10,000 candidates, 8 MiB bodies, no rate limit).
+        Auth and limits (defaults: no auth, 10,000 candidates, 8 MiB bodies, no rate limit,
+        no periodic reload).
     """
+    from contextlib import asynccontextmanager
+
     from recgen import __version__
 
     config = config or ServiceConfig()
-    enricher = source if isinstance(source, Enricher) else Enricher.load(source)
-    model = enricher.model
+    if isinstance(source, Enricher):
+        enricher = source
+        reload_from = enricher._source  # (directory, Enricher.load kwargs) or None
+    else:
+        enricher = Enricher.load(source)
+        reload_from = enricher._source or (str(Path(source).resolve()), {})
     keys = tuple(k.encode() for k in config.api_keys)
     buckets = _TokenBuckets(config.rate_limit, config.rate_burst) if config.rate_limit else None
     previews = _LRU(config.preview_cache_size)
@@ -360,12 +451,104 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
     m_candidates = Counter("recgen_enriched_candidates", "Candidates enriched", registry=registry)
     m_previews = Counter("recgen_previews_generated", "Previews generated (cache misses)", registry=registry)
-    Gauge("recgen_model_items", "Items in the served model", registry=registry).set(len(model.items.ids))
-    Gauge("recgen_model_users", "Users in the served model", registry=registry).set(len(model.profiles))
+    m_items = Gauge("recgen_model_items", "Items in the served model", registry=registry)
+    m_users = Gauge("recgen_model_users", "Users in the served model", registry=registry)
+    m_reloads = Counter("recgen_model_reloads", "Model reloads by result (reloaded, unchanged, failed)", ["result"],
+                        registry=registry)
+    m_loaded = Gauge("recgen_model_loaded_timestamp_seconds", "When the served model was swapped in (Unix time)",
+                     registry=registry)
+    for result in ("reloaded", "unchanged", "failed"):
+        m_reloads.labels(result)
 
-    app = FastAPI(title="recgen", version=__version__,
+    reload_lock = threading.Lock()  # one reload at a time; requests never take it
+    stop_polling = threading.Event()
+
+    def _swap(served: _Served) -> None:
+        # the swap is this one assignment: a request holds the _Served it read until it ends
+        app.state.served = served
+        m_items.set(len(served.enricher.model.items.ids))
+        m_users.set(len(served.enricher.model.profiles))
+        m_loaded.set(time.time())
+
+    def reload_model(*, force: bool = False) -> ReloadResult:
+        """Load the served directory again and swap it in (see the module docstring).
+
+        Raises ArtifactError (after :data:`RELOAD_ATTEMPTS` tries) when the directory cannot
+        be loaded; the old version keeps serving.
+        """
+        if reload_from is None:
+            raise ArtifactError("this service was built from an in-memory model: there is no directory to reload")
+        directory, kwargs = reload_from
+        with reload_lock:
+            t0 = time.perf_counter()
+            old = app.state.served
+            new, error = None, None
+            for attempt in range(RELOAD_ATTEMPTS):
+                try:
+                    if not force and directory_version(directory, kwargs.get("generators")) == old.version:
+                        m_reloads.labels("unchanged").inc()
+                        return ReloadResult(status="unchanged", model_version=old.version,
+                                            previous_version=old.version, seconds=time.perf_counter() - t0)
+                    new = Enricher.load(directory, **kwargs)
+                    break
+                except (ArtifactError, OSError) as exc:
+                    # a save may be swapping the directory in right now: wait a little and read again
+                    error = exc
+                    if attempt + 1 < RELOAD_ATTEMPTS:
+                        time.sleep(0.05 * 2 ** attempt)
+                except Exception as exc:  # noqa: BLE001 - a broken model must never take the service down
+                    error = exc
+                    break
+            if new is None:
+                m_reloads.labels("failed").inc()
+                log.error("reload of %s failed, still serving model %s: %s", directory, old.version, error)
+                raise ArtifactError(f"reload failed, still serving model {old.version}: {error}") from error
+            _swap(_served(new))
+            m_reloads.labels("reloaded").inc()
+            log.info("reloaded %s: model %s -> %s", directory, old.version, new.model_version)
+            return ReloadResult(status="reloaded", model_version=app.state.served.version,
+                                previous_version=old.version, seconds=time.perf_counter() - t0)
+
+    def _poll() -> None:
+        directory, kwargs = reload_from
+        failed_version = None
+        while not stop_polling.wait(config.reload_interval):
+            try:
+                version = directory_version(directory, kwargs.get("generators"))
+            except ArtifactError:
+                continue  # mid-swap or being rewritten: look again next time
+            if version in (app.state.served.version, failed_version):
+                continue
+            try:
+                reload_model()
+                failed_version = None
+            except ArtifactError:
+                failed_version = version  # logged and counted; retried when the directory changes again
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        poller = None
+        if config.reload_interval and reload_from is not None:
+            poller = threading.Thread(target=_poll, name="recgen-reload-poll", daemon=True)
+            poller.start()
+        try:
+            yield
+        finally:
+            stop_polling.set()
+            if poller is not None:
+                poller.join(timeout=5)
+
+    app = FastAPI(title="recgen", version=__version__, lifespan=lifespan,
                   description="Multimodal item space, similarity features, previews and blurbs for ranking pipelines.")
-    app.state.enricher, app.state.config = enricher, config
+    app.state.config = config
+    app.state.reload = reload_model
+    _swap(_served(enricher))
+
+    def _current(request: Request) -> _Served:
+        """The served model for this request: read once, and named in the response header."""
+        served = app.state.served
+        request.state.recgen_version = served.version
+        return served
 
     def _key_of(request: Request) -> str | None:
         got = request.headers.get("x-api-key")
@@ -420,21 +603,43 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
     async def _not_fitted(request: Request, exc: NotFittedError):
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError):
+        # FastAPI's own handler echoes the input back and fails (500) on NaN/Infinity, which JSON cannot hold
+        return JSONResponse({"detail": _json_safe_errors(exc.errors())}, status_code=422)
+
     def _ranking(ids: np.ndarray, scores: np.ndarray) -> RankingResponse:
         return RankingResponse(items=[ScoredItem(item_id=str(i), score=float(s))
                                       for i, s in zip(ids, scores) if i and math.isfinite(float(s))])
 
     # ------------------------------------------------------------------ endpoints
     @app.get("/healthz", response_model=Health, tags=["ops"])
-    def healthz() -> Health:
+    def healthz(request: Request) -> Health:
         """Liveness and a summary of the served model (no key needed)."""
+        served = _current(request)
+        model = served.enricher.model
         return Health(status="ok", items=len(model.items.ids), users=len(model.profiles),
-                      previews=enricher.has_previews, blurbs=enricher.has_blurbs, version=__version__)
+                      previews=served.enricher.has_previews, blurbs=served.enricher.has_blurbs, version=__version__,
+                      model_version=served.version)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     def metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload", response_model=ReloadResult, tags=["ops"],
+              responses={409: {"description": "the new model could not be loaded (the old one keeps serving), "
+                                              "or the service was built from an in-memory model"}})
+    def admin_reload(force: bool = False) -> ReloadResult:
+        """Load the served directory again (e.g. after ``recgen index`` re-saved it) and swap it in.
+
+        Requests in flight finish on the version they started with. Without ``force`` nothing
+        is loaded when the saved directory's fingerprint is the served version.
+        """
+        try:
+            return reload_model(force=force)
+        except ArtifactError as exc:
+            raise HTTPException(409, str(exc)) from exc
 
     row_fields = list(EnrichedRow.model_fields)
 
@@ -456,7 +661,7 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
     @app.post("/enrich", response_model=EnrichResponse, tags=["ranking"],
               responses={409: {"description": "blurbs/previews asked for but no generator was trained"},
                          413: {"description": "too many candidates or body too large"}})
-    def enrich(req: EnrichRequest) -> EnrichResponse:
+    def enrich(req: EnrichRequest, request: Request) -> EnrichResponse:
         """recgen features for (user, item) candidates, plus blurbs and preview URLs on request.
 
         Unknown users or items never fail: their features are null and ``recgen_known_*`` false.
@@ -464,6 +669,8 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         if len(req.candidates) > config.max_candidates:
             raise HTTPException(413, f"{len(req.candidates)} candidates; this service accepts at most "
                                      f"{config.max_candidates} per request: split the batch")
+        served = _current(request)
+        enricher = served.enricher
         frame = pd.DataFrame({"user_id": [c.user_id for c in req.candidates],
                               "item_id": [c.item_id for c in req.candidates]})
         out = enricher.enrich(frame, features=req.features, blurbs=req.blurbs, previews=False)
@@ -471,7 +678,7 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
             if not enricher.has_previews:
                 raise NotFittedError("previews=true needs a trained preview generator in the served directory")
             known = out["recgen_known_item"] if "recgen_known_item" in out else \
-                pd.Series(model.items.rows(frame["item_id"]) >= 0)
+                pd.Series(enricher.model.items.rows(frame["item_id"]) >= 0)
             out["recgen_preview"] = [_preview_url(u, i) if k else None
                                      for u, i, k in zip(frame["user_id"], frame["item_id"], known)]
         m_candidates.inc(len(frame))
@@ -479,15 +686,16 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
 
     @app.post("/recommend", response_model=RankingResponse, tags=["ranking"],
               responses={404: {"description": "unknown user, or no history item is known"}})
-    def recommend(req: RecommendRequest) -> RankingResponse:
+    def recommend(req: RecommendRequest, request: Request) -> RankingResponse:
         """Top-k items by content similarity to the user's taste (or to a session ``history``)."""
         if (req.user_id is None) == (req.history is None):
-            raise HTTPException(422, "send exactly one of user_id (a known user) or history (item ids)")
+            raise _invalid("send exactly one of user_id (a known user) or history (item ids)", "body")
+        model = _current(request).enricher.model
         try:
             ids, scores = model.recommend(req.user_id or "", req.k, exclude_seen=req.exclude_seen,
                                           history=req.history)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise _invalid(str(exc), "body", "history" if req.history is not None else "user_id") from exc
         return _ranking(ids, scores)
 
     @app.post("/search", response_model=RankingResponse, tags=["search"],
@@ -505,15 +713,16 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         searched: ``image`` finds items by their pictures, ``text`` by their descriptions."""
         from starlette.concurrency import run_in_threadpool
 
+        model = _current(request).enricher.model
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             try:
                 req = SearchRequest.model_validate_json(await request.body())
             except ValidationError as exc:
-                raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from exc
+                raise HTTPException(422, _json_safe_errors(exc.errors(include_url=False), loc=("body",))) from exc
             fn, arg, k, modality = model.search_text, req.query, req.k, req.modality.value
             if not req.query.strip():
-                raise HTTPException(422, "query must contain a non-blank character")
+                raise _invalid("query must contain a non-blank character", "body", "query")
         elif ctype == "multipart/form-data":
             try:
                 form = await request.form(max_files=1, max_fields=10)
@@ -521,71 +730,97 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
                 raise HTTPException(400, f"malformed multipart body: {exc}") from exc
             upload = form.get("image")
             if upload is None or isinstance(upload, str):
-                raise HTTPException(422, "multipart search needs an 'image' file field")
+                raise _invalid("multipart search needs an 'image' file field", "body", "image")
             try:
                 k = int(form.get("k", 10))
                 modality = Modality(form.get("modality", "fused")).value
             except ValueError as exc:
-                raise HTTPException(422, f"k must be an integer in [1, {MAX_K}] and modality one of "
-                                         f"{[m.value for m in Modality]}") from exc
+                raise _invalid(f"k must be an integer in [1, {MAX_K}] and modality one of "
+                               f"{[m.value for m in Modality]}", "body") from exc
             if not 1 <= k <= MAX_K:
-                raise HTTPException(422, f"k must be in [1, {MAX_K}]; got {k}")
+                raise _invalid(f"k must be in [1, {MAX_K}]; got {k}", "body", "k")
             fn, arg = model.search_image, await upload.read()
         else:
             raise HTTPException(415, "send application/json {\"query\": ...} or multipart/form-data with an 'image' file")
         if modality not in model.indexes:
-            raise HTTPException(422, f"no item has a {modality!r} vector in this model")
+            raise _invalid(f"no item has a {modality!r} vector in this model", "body", "modality")
         try:
             ids, scores = await run_in_threadpool(fn, arg, k, modality=modality)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise _invalid(str(exc), "body", "image" if fn == model.search_image else "query") from exc
         return _ranking(ids, scores)
 
     @app.get("/items/{item_id}/similar", response_model=RankingResponse, tags=["search"],
              responses={404: {"description": "unknown item"}})
-    def similar(item_id: Annotated[str, PathParam(max_length=MAX_ID_LENGTH)],
+    def similar(item_id: Annotated[str, PathParam(max_length=MAX_ID_LENGTH)], request: Request,
                 k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                 modality: Modality = Modality.fused) -> RankingResponse:
         """Items nearest to ``item_id`` (itself excluded) in one modality's index."""
+        model = _current(request).enricher.model
         if modality.value not in model.indexes:
-            raise HTTPException(422, f"no item has a {modality.value!r} vector in this model")
+            raise _invalid(f"no item has a {modality.value!r} vector in this model", "query", "modality")
         return _ranking(*model.similar_items(item_id, k, modality=modality.value))
 
     @app.get("/previews/{user_id}/{item_file}", tags=["content"], response_class=Response,
              responses={200: {"content": {"image/png": {}}, "description": "PNG preview"},
                         404: {"description": "unknown item"}, 409: {"description": "no preview generator"}})
     def preview(user_id: Annotated[str, PathParam(max_length=MAX_ID_LENGTH)],
-                item_file: Annotated[str, PathParam(max_length=MAX_ID_LENGTH + 4, pattern=r".+\.png$")]) -> Response:
+                item_file: Annotated[str, PathParam(max_length=MAX_ID_LENGTH + 4, pattern=r".+\.png$")],
+                request: Request) -> Response:
         """Preview of ``item_id`` personalized for ``user_id`` (``_`` or an unknown user: neutral).
 
         Generated on demand (deterministic for a user and item), kept in an in-memory LRU.
         """
-        return _preview(None if user_id == NEUTRAL_USER else user_id, item_file[:-4])
+        return _preview(_current(request), None if user_id == NEUTRAL_USER else user_id, item_file[:-4])
 
     @app.get("/previews", tags=["content"], response_class=Response,
              responses={200: {"content": {"image/png": {}}, "description": "PNG preview"},
                         404: {"description": "unknown item"}, 409: {"description": "no preview generator"}})
-    def preview_by_query(item_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)],
+    def preview_by_query(item_id: Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH)], request: Request,
                          user_id: Annotated[Optional[str], Query(max_length=MAX_ID_LENGTH)] = None) -> Response:
         """The same preview, for ids that cannot be a path segment (containing ``/``, or ``.``/``..``)
         and for a real user called ``_``; without ``user_id`` the neutral preview."""
-        return _preview(user_id, item_id)
+        return _preview(_current(request), user_id, item_id)
 
-    def _preview(user: Optional[str], item_id: str) -> Response:
-        if not enricher.has_previews:
+    def _preview(served: _Served, user: Optional[str], item_id: str) -> Response:
+        if not served.enricher.has_previews:
             raise NotFittedError("this service has no trained preview generator")
-        if item_id not in set_items:
+        if item_id not in served.item_ids:
             raise UnknownIdError(f"item_id {item_id!r} is not in the model")
-        key = (user, item_id)
+        key = (served.version, user, item_id)
         png = previews.get(key)
         if png is None:
-            png = enricher.preview_png(user, item_id)
+            png = served.enricher.preview_png(user, item_id)
             previews.put(key, png)
             m_previews.inc()
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
-    set_items = frozenset(model.items.ids.tolist())
+    app.add_middleware(_ModelVersionHeader, current=lambda: app.state.served.version)
     return _with_body_limit(app, config.max_body_bytes)
+
+
+def _json_safe_errors(errors, *, loc: tuple = ()) -> list[dict[str, Any]]:
+    """Validation errors as JSON can hold them: ``loc``, ``msg``, ``type`` and the offending input when
+    it is a scalar (non-finite floats as strings, long strings cut), never an exception object."""
+    out = []
+    for e in errors:
+        item: dict[str, Any] = {"loc": [*loc, *e.get("loc", ())], "msg": str(e.get("msg", "")),
+                                "type": str(e.get("type", "value_error"))}
+        value = e.get("input")
+        if isinstance(value, float) and not math.isfinite(value):
+            item["input"] = str(value)
+        elif isinstance(value, str):
+            item["input"] = value if len(value) <= 100 else value[:100] + "..."
+        elif value is None or isinstance(value, (bool, int, float)):
+            item["input"] = value
+        out.append(item)
+    return out
+
+
+def _invalid(message: str, *loc: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors (``detail``: a list of ``{loc, msg, type}``),
+    as the OpenAPI schema of every operation promises."""
+    return HTTPException(422, [{"loc": list(loc), "msg": message, "type": "value_error"}])
 
 
 def _path_safe(part: str) -> bool:
@@ -614,4 +849,5 @@ def app_from_env() -> "FastAPI":
     return create_app(directory, config_from_env())
 
 
-__all__ = ["ServiceConfig", "create_app", "config_from_env", "read_key_file", "app_from_env"]
+__all__ = ["ServiceConfig", "create_app", "config_from_env", "read_key_file", "app_from_env",
+           "MODEL_VERSION_HEADER"]

@@ -223,12 +223,18 @@ def serve(
     max_candidates: Optional[int] = typer.Option(None, min=1, max=10_000, help="Candidates per /enrich request (default 10000)."),
     rate_limit: Optional[float] = typer.Option(None, help="Requests/s per API key (token bucket); default off."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each loads the model)."),
+    reload_interval: Optional[float] = typer.Option(
+        None, min=0.1, help="Seconds between checks of DIR's manifests; a changed model (e.g. re-saved by "
+                            "`recgen index`) is loaded and swapped in without a restart. Default: only on "
+                            "POST /admin/reload."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve enrichment, recommendations, search, similar items and previews over HTTP (FastAPI).
 
     OpenAPI docs at http://HOST:PORT/docs. API keys are never read from the command line
-    (other users can see it in `ps`): use --api-key-file or RECGEN_API_KEYS.
+    (other users can see it in `ps`): use --api-key-file or RECGEN_API_KEYS. A re-saved DIR is
+    picked up without a restart by POST /admin/reload or --reload-interval; every response
+    names the model version that answered it in the X-Recgen-Model-Version header.
     """
     import os
 
@@ -246,7 +252,8 @@ def serve(
         env = dict(os.environ)
         if api_key_file is not None:
             env["RECGEN_API_KEY_FILE"] = str(api_key_file)
-        config = config_from_env(env, max_candidates=max_candidates, rate_limit=rate_limit)
+        config = config_from_env(env, max_candidates=max_candidates, rate_limit=rate_limit,
+                                 reload_interval=reload_interval)
     except (ArtifactError, ValueError) as exc:
         _fail(str(exc))
     if not config.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
@@ -256,7 +263,8 @@ def serve(
     os.environ["RECGEN_SERVE_DIR"] = str(workdir.resolve())
     if api_key_file is not None:
         os.environ["RECGEN_API_KEY_FILE"] = str(api_key_file.resolve())
-    for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit)):
+    for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit),
+                        ("RECGEN_RELOAD_INTERVAL", reload_interval)):
         if value is not None:
             os.environ[name] = str(value)
     typer.echo(f"serving {workdir} on http://{host}:{port} (docs: /docs, auth: {'on' if config.api_keys else 'off'})")
