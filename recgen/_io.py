@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
+import logging
 import os
 import re
+import sys
 import tempfile
+import threading
+import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
 from recgen.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -37,15 +43,21 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    held = contextlib.ExitStack()
+    with _locked(target.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        held.enter_context(_locked(tmp_path))  # ours while written: no clean-up takes it
+        # temp files of earlier writes of this target that were killed before their rename
+        _recover_locked(target, keep=tmp_path)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        with held:
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
+            _fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -126,16 +138,58 @@ def _manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _manifest_bytes(directory: Path) -> bytes | None:
+    try:
+        return (directory / MANIFEST).read_bytes()
+    except OSError:
+        return None
+
+
 def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool = True) -> dict[str, Any]:
     """Read and check a manifest written by :func:`write_manifest`.
+
+    A save that swaps a new version in while the files are being checked is noticed (the
+    manifest changed meanwhile) and the check starts again on the new version.
 
     Raises
     ------
     ArtifactError
         When the directory or manifest is missing, of another kind or format version,
-        or a listed file is absent or does not match its checksum.
+        edited by hand (its digest does not match), or a listed file is absent or does not
+        match its checksum.
     """
     directory = Path(directory)
+    for attempt in range(_ATTEMPTS):
+        before = _manifest_bytes(directory)
+        try:
+            return _read_manifest_once(directory, kind=kind, verify=verify)
+        except ArtifactError:
+            if attempt == _ATTEMPTS - 1 or before is None or _manifest_bytes(directory) == before:
+                raise  # the same version fails every time: the error is real
+            log.info("%s was replaced while being read; reading it again", directory)
+    raise AssertionError("unreachable")
+
+
+_ATTEMPTS = 5
+
+
+def load_consistent(directory: str | os.PathLike[str], load: Callable[[], T]) -> T:
+    """Run ``load()`` (which reads ``directory`` file by file) and make sure no save swapped a
+    new version in meanwhile: the manifest must be the same before and after. Retried a few
+    times; raises :class:`ArtifactError` if the directory keeps changing.
+    """
+    directory = Path(directory)
+    for _ in range(_ATTEMPTS):
+        before = _manifest_bytes(directory)
+        out = load()
+        if before is not None and _manifest_bytes(directory) == before:
+            return out
+        log.info("%s was replaced while being loaded; loading it again", directory)
+    raise ArtifactError(f"{directory} was replaced {_ATTEMPTS} times while being loaded; load it again "
+                        "once the saves stop")
+
+
+def _read_manifest_once(directory: Path, *, kind: str, verify: bool) -> dict[str, Any]:
     path = directory / MANIFEST
     recover_directory(directory)
     if not path.is_file():
@@ -152,11 +206,13 @@ def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool 
         raise ArtifactError(
             f"{path} has format_version {manifest.get('format_version')!r}; this recgen reads {FORMAT_VERSION}"
         )
-    if manifest.get("digest") != _manifest_digest(manifest):
+    if "digest" not in manifest:
+        # saved before manifests carried a digest: the file checksums below still hold
+        log.warning("%s has no digest (saved by an older recgen); save it again to add one", path)
+    elif manifest["digest"] != _manifest_digest(manifest):
         raise ArtifactError(
-            f"{path} was edited or corrupted: its digest does not match its content"
-            + ("" if "digest" in manifest else " (it has none: saved by an older recgen?)")
-            + f". Save the {kind} again instead of editing its manifest"
+            f"{path} was edited or corrupted: its digest does not match its content. "
+            f"Save the {kind} again instead of editing its manifest"
         )
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -174,97 +230,161 @@ def read_manifest(directory: str | os.PathLike[str], *, kind: str, verify: bool 
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_renameat2: Any = None
+_renameat2: Any = None  # None: not looked up yet; False: unavailable
+
+
+def _lookup_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return False  # ctypes.CDLL(None) itself fails on Windows; macOS has renamex_np instead
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.3
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        return fn
+    except Exception:  # noqa: BLE001 - any failure means: use the two-rename fallback
+        return False
 
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
 
-    Returns False where the call is not available (another OS, old libc, a filesystem
-    without support); the caller then falls back to two renames.
+    Returns False where the call is not available or refused (another OS, an old libc, a
+    filesystem without support, a sandbox that blocks it); the caller then falls back to two
+    renames, which report their own errors.
     """
     global _renameat2
-    if _renameat2 is None:
-        _renameat2 = False
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            fn = ctypes.CDLL(None, use_errno=True).renameat2
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-            fn.restype = ctypes.c_int
-            _renameat2 = fn
-    if not _renameat2:
+    fn = _renameat2
+    if fn is None:
+        fn = _renameat2 = _lookup_renameat2()
+    if not fn:
         return False
-    import ctypes
+    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
-        return False
-    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+class _FolderLock:
+    """One folder's lock: a thread lock within this process plus ``flock`` across processes.
+
+    Re-entrant for the thread that holds it (a save whose writer saves a nested artefact
+    into the folder it holds does not wait for itself); flock is taken once per process and
+    released with ``LOCK_UN`` (not only by closing), so a child forked meanwhile does not keep
+    it held.
+    """
+
+    def __init__(self) -> None:
+        self.thread_lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+
+
+# an entry lives as long as some thread holds or waits for it
+_FOLDER_LOCKS: "weakref.WeakValueDictionary[tuple[int, int], _FolderLock]" = weakref.WeakValueDictionary()
+_FOLDER_LOCKS_GUARD = threading.Lock()
 
 
 @contextlib.contextmanager
 def _locked(directory: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``directory`` (no lock file is created).
+    """Hold an exclusive lock on ``directory`` (no lock file is created).
 
-    Serializes saves (and clean-ups) of artefacts in the same folder across threads and
-    processes, so one save never removes another's files in progress. Yields whether the
-    lock is held: False with ``wait=False`` when someone else holds it. Where flock is not
-    available it yields True and locks nothing.
+    Yields whether the lock is held: False with ``wait=False`` when another thread or process
+    holds it. Where the folder cannot be opened or flock is unavailable, only the thread
+    lock is taken.
     """
     try:
-        import fcntl
-
-        fd = os.open(directory, os.O_RDONLY)
-    except (ImportError, OSError):
+        st = os.stat(directory)
+    except OSError:
         yield True
         return
+    with _FOLDER_LOCKS_GUARD:
+        lock = _FOLDER_LOCKS.get((st.st_dev, st.st_ino))
+        if lock is None:
+            lock = _FOLDER_LOCKS[(st.st_dev, st.st_ino)] = _FolderLock()
+    if not lock.thread_lock.acquire(blocking=wait):
+        yield False
+        return
     try:
+        if lock.depth == 0:
+            try:
+                import fcntl
+
+                fd = os.open(directory, os.O_RDONLY)
+            except (ImportError, OSError):
+                fd = None
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    os.close(fd)
+                    yield False
+                    return
+                except OSError:  # a filesystem without flock: the thread lock still holds
+                    pass
+            lock.fd = fd
+        lock.depth += 1
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            got = True
-        except BlockingIOError:
-            got = False
-        except OSError:  # a filesystem without flock
-            got = True
-        yield got
+            yield True
+        finally:
+            lock.depth -= 1
+            if lock.depth == 0 and lock.fd is not None:
+                fd, lock.fd = lock.fd, None
+                with contextlib.suppress(OSError):
+                    import fcntl
+
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
     finally:
-        os.close(fd)  # releases the lock
+        lock.thread_lock.release()
 
 
 def _siblings(target: Path, suffix: str) -> list[Path]:
     """Temp siblings that :func:`save_directory` makes for ``target`` (oldest first).
 
     Matched exactly (``.NAME.`` + mkdtemp's 8 random characters + suffix), so the leftovers
-    of ``model.v2`` are never taken for those of ``model``.
+    of ``model.v2`` are never taken for those of ``model``. Entries that vanish while being
+    listed (another process finishing its save) are skipped.
     """
     pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
-    found = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
-    return sorted(found, key=lambda p: p.stat().st_mtime)
+    found = []
+    with os.scandir(target.parent) as it:
+        for entry in it:
+            if pattern.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    found.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    return [p for _, p in sorted(found)]
 
 
-def _recover_locked(target: Path) -> None:
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _recover_locked(target: Path, keep: Path | None = None) -> None:
     """With the folder locked: undo what a killed :func:`save_directory` left behind.
 
     * ``.NAME.*.old`` with ``target`` missing: the two-rename fallback was killed between its
       renames; the newest ``.old`` is the last complete version and goes back in place.
-    * every other ``.NAME.*.tmp`` / ``.NAME.*.old``: an unfinished new version or an old one
-      whose removal was cut short; both are removed.
+    * other ``.NAME.*.old``: an old version whose removal was cut short: removed.
+    * ``.NAME.*.tmp``: removed unless a save in progress holds it (its own lock is tried
+      without waiting) or it is ``keep`` (the caller's own).
     """
     olds = _siblings(target, ".old")
-    if not target.exists() and olds:
+    if not target.exists() and not target.is_symlink() and olds:
         os.replace(olds.pop(), target)
         _fsync_dir(target.parent)
-    import shutil
-
-    for p in olds + _siblings(target, ".tmp"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+    for p in olds:
+        _remove(p)
+    for p in _siblings(target, ".tmp"):
+        if keep is not None and p.name == keep.name:
+            continue
+        with _locked(p, wait=False) as free:
+            if free:
+                _remove(p)
 
 
 def recover_directory(target: str | os.PathLike[str]) -> bool:
@@ -272,19 +392,20 @@ def recover_directory(target: str | os.PathLike[str]) -> bool:
 
     Puts the last complete version back when a kill between the two renames of the fallback
     path left ``target`` missing, and removes unfinished or superseded temp copies. The
-    loaders call it (through :func:`read_manifest`), so the next run recovers by itself; it
-    never waits for a save in progress unless ``target`` is missing.
+    loaders call it (through :func:`read_manifest`), so the next run recovers by itself. It
+    never waits for a save in progress unless ``target`` is missing, and a folder it may not
+    list or change is left as it is.
     """
     target = Path(target)
-    if not target.parent.is_dir():
-        return False
-    missing = not target.exists()
-    if not missing and not (_siblings(target, ".tmp") or _siblings(target, ".old")):
-        return True
-    with _locked(target.parent, wait=missing) as got:
-        if got:
-            with contextlib.suppress(OSError):  # a read-only folder: nothing to repair there
+    try:
+        missing = not target.exists()
+        if not missing and not (_siblings(target, ".tmp") or _siblings(target, ".old")):
+            return True
+        with _locked(target.parent, wait=missing) as got:
+            if got:
                 _recover_locked(target)
+    except OSError:  # cannot look or cannot repair: nothing to recover from here
+        pass
     return target.exists()
 
 
@@ -293,38 +414,43 @@ def save_directory(target: str | os.PathLike[str], writer: Callable[[Path], None
 
     ``writer(tmpdir)`` writes every file, manifest included. The old directory stays intact
     until the new one is complete and fsynced; then the two are exchanged in one atomic
-    ``renameat2(RENAME_EXCHANGE)``, so a reader, or a process killed at any point, sees either
-    the complete old or the complete new directory, never neither and never a mix. Where the
+    ``renameat2(RENAME_EXCHANGE)``, so a process killed at any point leaves either the
+    complete old or the complete new directory, never neither and never a mix. Where the
     exchange is not available it falls back to two renames, and a kill between them is undone
     by :func:`recover_directory` (run by the loaders and by the next save).
 
-    Saves into the same folder are serialized by a lock on the folder, and each save first
-    removes what earlier killed saves left behind, so the next run recovers by itself.
+    The temp directory is locked while it is written (so a concurrent clean-up never takes
+    it for a leftover); the folder is locked only for the clean-up and the swap. A symlinked
+    ``target`` is saved into the directory it points to, and the link is kept.
     """
-    import shutil
-
     target = Path(target)
+    if target.is_symlink():
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent):
-        _recover_locked(target)
+    held = contextlib.ExitStack()
+    with _locked(target.parent):  # a clean-up elsewhere must never see tmp before it is locked
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        held.enter_context(_locked(tmp))
+    try:
+        with held:
             writer(tmp)
             _fsync_dir(tmp)
-            if target.exists() and _exchange(tmp, target):
-                _fsync_dir(target.parent)  # tmp now holds the old version
-            else:
-                old = None
-                if target.exists():
-                    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-                    old.rmdir()  # only the unique name is wanted
-                    os.replace(target, old)
-                os.replace(tmp, target)
-                _fsync_dir(target.parent)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with _locked(target.parent):
+                _recover_locked(target, keep=tmp)
+                if target.exists() and _exchange(tmp, target):
+                    _fsync_dir(target.parent)  # tmp now holds the old version
+                else:
+                    old = None
+                    if target.exists():
+                        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                        old.rmdir()  # only the unique name is wanted
+                        os.replace(target, old)
+                    os.replace(tmp, target)
+                    _fsync_dir(target.parent)
+                    if old is not None:
+                        _remove(old)
+    finally:
+        _remove(tmp)
     return target
 
 

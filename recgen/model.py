@@ -1,7 +1,9 @@
 """``Recgen``: the fitted whole — shared space, item indexes, user profiles — behind one object."""
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -9,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from recgen._io import read_manifest, save_directory, write_manifest
+from recgen._io import load_consistent, read_manifest, save_directory, write_manifest
 from recgen.catalog.data import CatalogData
 from recgen.encoders.cache import EmbeddingCache
 from recgen.encoders.space import ItemVectors, MultimodalSpace, SpaceConfig
@@ -22,6 +24,17 @@ log = logging.getLogger(__name__)
 
 _KIND = "recgen-model"
 INDEX_MODALITIES = ("fused", "text", "image", "review")
+
+
+def _writer(method):
+    """Run a method that changes (or snapshots) the model under the model's writer lock."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._write_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 class Recgen:
@@ -58,6 +71,8 @@ class Recgen:
         self.profiles: UserProfiles | None = None
         self.indexes: dict[str, ItemIndex] = {}
         self.fit_info: dict[str, Any] = {}
+        # one writer at a time (update_items, remove_items, save); readers take no lock
+        self._write_lock = threading.RLock()
 
     # ------------------------------------------------------------------ fitting
     def fit(self, catalog: "CatalogData | Any", *, cache: EmbeddingCache | None = None, progress: bool = False,
@@ -104,6 +119,7 @@ class Recgen:
             if len(ids):
                 self.indexes[m] = ItemIndex.build(list(ids), vecs, factory=self.index_factory, use_gpu=self.use_gpu)
 
+    @_writer
     def update_items(self, catalog: "CatalogData | Any", *, cache: EmbeddingCache | None = None) -> int:
         """Embed new or changed items with the trained space and upsert them into every index.
 
@@ -121,13 +137,16 @@ class Recgen:
         cur = self.items
         pos = pd.Index(cur.ids).get_indexer(new.ids)
         old, fresh = pos >= 0, pos < 0
+        n, n_fresh = len(cur.ids), int(fresh.sum())
         vectors, present = {}, {}
-        for m in cur.vectors:
-            v, p = cur.vectors[m].copy(), cur.present[m].copy()  # copy-on-write: readers keep the old arrays
+        for m in cur.vectors:  # copy-on-write, one copy: readers keep the old arrays
+            v = np.empty((n + n_fresh, cur.vectors[m].shape[1]), dtype=cur.vectors[m].dtype)
+            v[:n] = cur.vectors[m]
             v[pos[old]] = new.vectors[m][old]
+            v[n:] = new.vectors[m][fresh]
+            p = np.concatenate([cur.present[m], new.present[m][fresh]])
             p[pos[old]] = new.present[m][old]
-            vectors[m] = np.concatenate([v, new.vectors[m][fresh]])
-            present[m] = np.concatenate([p, new.present[m][fresh]])
+            vectors[m], present[m] = v, p
         self.items = ItemVectors(ids=np.concatenate([cur.ids, new.ids[fresh]]), vectors=vectors, present=present)
         for m in INDEX_MODALITIES:
             has = new.present[m]
@@ -141,6 +160,7 @@ class Recgen:
                 self.indexes[m] = ItemIndex.build(list(ids), vecs, factory=self.index_factory, use_gpu=self.use_gpu)
         return len(new.ids)
 
+    @_writer
     def remove_items(self, item_ids: Sequence[str]) -> None:
         """Remove items from every index (they are no longer recommended or returned).
 
@@ -263,6 +283,7 @@ class Recgen:
                                  item_col=item_col, prefix=prefix, modalities=modalities)
 
     # ------------------------------------------------------------- persistence
+    @_writer
     def save(self, directory: str | Path) -> Path:
         """Save everything atomically to ``directory`` (replacing a previous save only when complete)."""
         self._check()
@@ -289,8 +310,17 @@ class Recgen:
     @classmethod
     def load(cls, directory: str | Path, *, use_gpu: bool | str = "auto", device: str | None = None,
              verify: bool = True) -> "Recgen":
-        """Load a model saved by :meth:`save`. Every file is checked against the manifest's checksums."""
+        """Load a model saved by :meth:`save`. Every file is checked against the manifest's checksums.
+
+        A save that swaps a new version in while this reads is noticed (the manifest changed)
+        and the load starts again, so the result never mixes files of two versions.
+        """
         directory = Path(directory)
+        return load_consistent(directory, lambda: cls._load_once(directory, use_gpu=use_gpu, device=device,
+                                                                  verify=verify))
+
+    @classmethod
+    def _load_once(cls, directory: Path, *, use_gpu: bool | str, device: str | None, verify: bool) -> "Recgen":
         manifest = read_manifest(directory, kind=_KIND, verify=verify)
         cfg = manifest["config"]
         try:

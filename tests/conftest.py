@@ -88,6 +88,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("kill points (SIGKILL, then the next run recovers)")
         for s in KILLPOINT_SUMMARIES:
             terminalreporter.write_line(
-                f"{s['op']:<10} {s['kills']} kills ({s['hooked']} hooked at file primitives, the rest timed) "
+                f"{s['op']:<13} {s['kills']} kills ({s['hooked']} by hooks at file primitives and commits, the rest timed) "
                 f"over {s['points']} runs; state right after the kill: {s['states_after_kill']}; "
                 f"failures: {len(s['failures'])}")

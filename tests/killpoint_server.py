@@ -17,11 +17,11 @@ Two kinds of kill points, both seeded:
 
 The parent imports everything and prepares the data once, then forks, so a kill point costs
 the operation, not an interpreter start. Threads are pinned to one (no OpenMP pool is alive
-at fork time). Prints one JSON line with the counts and any failures.
+at fork time). Prints one JSON line per operation with the counts and any failures.
 
 Usage::
 
-    python tests/killpoint_server.py OP --work DIR --sample DIR --model DIR --points N --seed S
+    python tests/killpoint_server.py OP [OP ...] --work DIR --model DIR --points N --seed S
 """
 from __future__ import annotations
 
@@ -58,10 +58,11 @@ def _install_hooks(kill_at: int | None) -> dict[str, int]:
 
     import recgen._io as rio
 
-    counter = {"events": 0}
+    counter = {"events": 0, "names": []}
 
-    def event() -> None:
+    def event(name: str) -> None:
         counter["events"] += 1
+        counter["names"].append(name)
         if kill_at is not None and counter["events"] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -69,11 +70,11 @@ def _install_hooks(kill_at: int | None) -> dict[str, int]:
         real = getattr(owner, name)
 
         def wrapped(*args, **kwargs):
-            event()
+            event(f"before {name}")
             try:
                 return real(*args, **kwargs)
             finally:
-                event()
+                event(f"after {name}")
 
         setattr(owner, name, wrapped)
 
@@ -232,7 +233,7 @@ class CheckpointOp:
 
 
 class BatchOp:
-    """``enrich_file`` over 1,200 candidates in chunks of 100; the output is replaced at the end."""
+    """``enrich_file`` over 600 candidates in chunks of 100; the output is replaced at the end."""
 
     def __init__(self, args):
         from recgen_adapters import Enricher
@@ -242,10 +243,10 @@ class BatchOp:
         rng = np.random.default_rng(0)
         users = np.append(model.profiles.user_ids_, "NOBODY")
         items = model.items.ids
-        n = 1200
+        n = 600
         self.input = Path(args.work) / "cands.parquet"
         pd.DataFrame({"user_id": rng.choice(users, n), "item_id": rng.choice(items, n),
-                      "row": np.arange(n)}).to_parquet(self.input, index=False, row_group_size=130)
+                      "row": np.arange(n)}).to_parquet(self.input, index=False, row_group_size=70)
         self.out = Path(args.work) / "live" / "out.parquet"
 
     def prepare(self) -> None:
@@ -270,7 +271,25 @@ class BatchOp:
         return sorted(p.name for p in self.out.parent.iterdir() if p.name != "out.parquet")
 
 
-OPS = {"ingest": IngestOp, "save": SaveOp, "checkpoint": CheckpointOp, "batch": BatchOp}
+class SaveFallbackOp(SaveOp):
+    """:class:`SaveOp` with the atomic exchange unavailable (macOS, old libc): two renames, and
+    a kill between them must be undone by the next load."""
+
+    def __init__(self, args):
+        import recgen._io as rio
+
+        self._real = rio._exchange
+        rio._exchange = lambda a, b: False
+        super().__init__(args)
+
+    def close(self) -> None:
+        import recgen._io as rio
+
+        rio._exchange = self._real
+
+
+OPS = {"ingest": IngestOp, "save": SaveOp, "save-fallback": SaveFallbackOp, "checkpoint": CheckpointOp,
+       "batch": BatchOp}
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -282,7 +301,7 @@ def _child(op, kill_at: int | None, count_file: Path | None) -> None:
         counter = _install_hooks(kill_at)
         op.run()
         if count_file is not None:
-            count_file.write_text(str(counter["events"]))
+            count_file.write_text(json.dumps(counter["names"]))
     except BaseException:  # noqa: BLE001 - reported through the exit code
         traceback.print_exc()
         code = 3
@@ -317,74 +336,92 @@ def _fork(op, *, kill_at: int | None = None, kill_after: float | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("op", choices=sorted(OPS))
+    p.add_argument("ops", nargs="+", choices=sorted(OPS), help="operations, run one after the other")
     p.add_argument("--work", required=True)
     p.add_argument("--model", help="saved recgen directory (model/ + generators/)")
-    p.add_argument("--points", type=int, default=24, help="kill points (about half timed, half hooked)")
+    p.add_argument("--points", type=int, default=24, help="kills per operation (about half aimed by hooks)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    Path(args.work).mkdir(parents=True, exist_ok=True)
-    op = OPS[args.op](args)
+    status = 0
+    for name in args.ops:
+        work = Path(args.work) / name
+        work.mkdir(parents=True, exist_ok=True)
+        op_args = argparse.Namespace(**{**vars(args), "work": str(work)})
+        op = OPS[name](op_args)
+        try:
+            summary = run_op(name, op, op_args)
+        finally:
+            if hasattr(op, "close"):
+                op.close()
+        print(json.dumps(summary), flush=True)
+        status |= bool(summary["failures"])
+    return status
+
+
+def run_op(name: str, op, args) -> dict:
+    """Kill ``op`` at ``args.points`` points; the summary lists every failure."""
     rng = np.random.default_rng(args.seed)
 
-    # old state, then an uninterrupted run: the new state and the number of hook events
+    # old state, then an uninterrupted run: the new state
     op.prepare()
     old = op.state()
-    count_file = Path(args.work) / "events.txt"
-    t0 = time.monotonic()
-    if _fork(op, count_file=count_file) != "completed":
-        print(json.dumps({"op": args.op, "failures": ["the uninterrupted run failed"]}))
-        return 1
+    if _fork(op) != "completed":
+        return {"op": name, "failures": ["the uninterrupted run failed"]}
     new = op.state()
-    op.prepare()  # a second, warm run times the operation (the first pays one-off set-up)
-    t0 = time.monotonic()
-    if _fork(op) != "completed" or op.state() != new:
-        print(json.dumps({"op": args.op, "failures": ["two uninterrupted runs disagree: the operation is not "
-                                                      "deterministic, so states cannot be compared"]}))
-        return 1
-    duration = time.monotonic() - t0
-    n_events = int(count_file.read_text())
     if old == new:
-        print(json.dumps({"op": args.op, "failures": ["the operation changes nothing; the test would prove nothing"]}))
-        return 1
+        return {"op": name, "failures": ["the operation changes nothing; the test would prove nothing"]}
+    # a second, warm run: its duration and its sequence of hook events (the first pays set-up)
+    op.prepare()
+    count_file = Path(args.work) / "events.json"
+    t0 = time.monotonic()
+    if _fork(op, count_file=count_file) != "completed" or op.state() != new:
+        return {"op": name, "failures": ["two uninterrupted runs disagree: the operation is not "
+                                          "deterministic, so states cannot be compared"]}
+    duration = time.monotonic() - t0
+    names = json.loads(count_file.read_text())
+    n_events = len(names)
 
-    # spread over all events, plus the last 8 (the commit, the final renames or the exchange)
-    spread = np.linspace(1, n_events, max(2, args.points // 2 - 8)).round().astype(int).tolist()
-    hooked = sorted(set(spread) | set(range(max(1, n_events - 7), n_events + 1)))
-    plan = [("hook", k) for k in hooked]
+    # aimed: just before and just after every rename, exchange and commit (the commit points),
+    # at most 8 of them, the last ones first; then spread evenly over all events
+    commits = [k + 1 for k, nm in enumerate(names)
+               if nm.split()[-1] in ("replace", "_exchange", "do_commit")]
+    aimed = sorted(set(commits[::-1][:8]))
+    spread = np.linspace(1, n_events, max(2, args.points // 2 - len(aimed))).round().astype(int).tolist()
+    plan = [("hook", k) for k in sorted(set(spread) | set(aimed))]
 
     def timed_points():
         # until --points children were really killed (a fast run may finish before its timer)
         for _ in range(3 * args.points):
             if kills >= args.points:
                 return
-            yield "timed", float(rng.uniform(0.02, 0.9) * duration)
+            yield "timed", float(rng.uniform(0.02, 0.6) * duration)
 
     seen: dict[str, int] = {}
     failures: list[str] = []
-    kills, done = 0, 0
-
-
+    kills, hooked_kills, done = 0, 0, 0
     for kind, at in itertools.chain(plan, timed_points()):
         done += 1
         op.prepare()
         outcome = _fork(op, kill_at=at if kind == "hook" else None, kill_after=at if kind == "timed" else None)
-        where = f"{kind} kill at {at if kind == 'hook' else f'{at:.3f}s'}"
+        where = f"{kind} kill at {f'event {at} ({names[at - 1]})' if kind == 'hook' else f'{at:.3f}s'}"
         if outcome == "error":
             failures.append(f"{where}: the operation raised instead of being killed")
             continue
-        kills += outcome == "killed"
+        killed = outcome == "killed"
+        kills += killed
+        hooked_kills += killed and kind == "hook"
         try:
             after_kill = op.state()
         except Inconsistent as exc:
             failures.append(f"{where}: {exc}")
             continue
         label = "old" if after_kill == old else "new" if after_kill == new else after_kill
-        allowed = ("old", "new") if args.op != "checkpoint" else ("old", "new", "epoch 1 of 4", "epoch 2 of 4",
+        allowed = ("old", "new") if name != "checkpoint" else ("old", "new", "epoch 1 of 4", "epoch 2 of 4",
                                                                    "epoch 3 of 4")
         if label not in allowed:
             failures.append(f"{where}: state {after_kill} is neither the old nor the new one")
-        seen[label] = seen.get(label, 0) + 1
+        if killed:
+            seen[label] = seen.get(label, 0) + 1
         # recovery: just run it again
         if _fork(op) != "completed":
             failures.append(f"{where}: the next run failed")
@@ -393,9 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{where}: the next run did not reach the uninterrupted run's state")
         if hasattr(op, "leftovers") and op.leftovers():
             failures.append(f"{where}: leftovers after the next run: {op.leftovers()}")
-    print(json.dumps({"op": args.op, "points": done, "kills": kills, "hooked": len(plan), "hook_events": n_events,
-                      "duration_s": round(duration, 3), "states_after_kill": seen, "failures": failures}))
-    return 0 if not failures else 1
+    return {"op": name, "points": done, "kills": kills, "hooked": hooked_kills, "hook_events": n_events,
+            "duration_s": round(duration, 3), "states_after_kill": seen, "failures": failures}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import numbers
 import os
@@ -54,6 +56,7 @@ TIMESTAMP_RANGE = (-62_135_596_800, 253_402_300_799)
 # kept by loaders' errors="surrogateescape".
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 _VALUE_REPR_LEN = 60
+log = logging.getLogger(__name__)
 _PIL_LOCK = threading.Lock()  # Pillow's size cap and truncation flag are module globals
 
 
@@ -370,6 +373,23 @@ def _datetimes_to_seconds(dt: pd.Series) -> np.ndarray:
     return secs
 
 
+def _seconds_from_epoch_unit(secs: np.ndarray, hi: float) -> tuple[np.ndarray, str | None]:
+    """Whole columns of epoch milliseconds / microseconds / nanoseconds, read as seconds.
+
+    Only when *every* finite value is beyond year 9999 as seconds (so none can be seconds)
+    and all of them land between 1970 and 9999 at one scale: exports such as Amazon Reviews
+    2023 use milliseconds. A column that mixes units is left alone and its bad rows reported.
+    """
+    finite = secs[np.isfinite(secs)]
+    if not len(finite) or not (finite > hi).all():
+        return secs, None
+    for scale, unit in ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds")):
+        scaled = finite / scale
+        if (scaled >= 0).all() and (scaled <= hi).all():
+            return secs / scale, unit
+    return secs, None
+
+
 def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.ndarray:
     """Timestamps -> int64 unix seconds. Accepts numbers, numeric strings, ISO strings, datetimes."""
     col = df["timestamp"]
@@ -421,10 +441,14 @@ def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.
             secs[idx] = parsed
             unparsable = np.zeros(n, bool)
             unparsable[idx] = np.isnan(parsed)
+    lo, hi = TIMESTAMP_RANGE
+    secs, unit = _seconds_from_epoch_unit(secs, hi)
+    if unit is not None:
+        log.warning("%s: every timestamp is beyond year 9999 as seconds, but all fit as %s since 1970: "
+                    "read as %s (pass seconds to silence this)", chk.source, unit, unit)
     reason = np.full(n, "", dtype=object)
     reason[unparsable] = "unparsable timestamp"
     reason[np.isinf(secs)] = "unparsable timestamp"
-    lo, hi = TIMESTAMP_RANGE
     with np.errstate(invalid="ignore"):
         out = np.isfinite(secs) & ((secs < lo) | (secs > hi))
     reason[out] = (
@@ -434,7 +458,7 @@ def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.
     if required:
         reason[missing] = "missing timestamp"
     chk.flag_mask(reason != "", "timestamp", raw, reason)
-    if pd.api.types.is_integer_dtype(col.dtype) and not (reason != "").any():
+    if unit is None and pd.api.types.is_integer_dtype(col.dtype) and not (reason != "").any():
         return col.to_numpy(dtype=np.int64)  # exact: no round trip through float
     secs = np.where(np.isfinite(secs) & ~out, secs, 0.0)
     return np.floor(secs).astype(np.int64)
@@ -548,15 +572,20 @@ def decode_image(source: Any):
         if size == 0:
             raise ImageProblem("image file is empty (0 bytes)")
         opener = lambda: open(source, "rb")  # noqa: E731
-    with _PIL_LOCK:
+    # Pillow's truncation flag is a module global: only when someone set it do we take the
+    # lock and clear it for the decode; otherwise decodes run in parallel (Pillow releases
+    # the GIL while decoding)
+    must_clear = bool(ImageFile.LOAD_TRUNCATED_IMAGES)
+    with _PIL_LOCK if must_clear else contextlib.nullcontext():
         old_trunc = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        if must_clear:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
             with opener() as fh:
-                with warnings.catch_warnings():
-                    # our own cap below is the check; Pillow's warning would only be noise
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    im = Image.open(fh)  # reads the header only
+                # no warnings.catch_warnings() here (it is not thread-safe): Pillow's
+                # DecompressionBombWarning starts above our own, lower cap, so it can only
+                # come with an image that is refused just below
+                im = Image.open(fh)  # reads the header only
                 try:
                     w, h = im.size
                     if w * h > MAX_IMAGE_PIXELS:
@@ -585,7 +614,8 @@ def decode_image(source: Any):
                 raise ImageProblem(f"image file is truncated ({msg}); re-download or re-export it") from None
             raise ImageProblem(f"image cannot be decoded ({type(exc).__name__}: {msg})") from None
         finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = old_trunc
+            if must_clear:
+                ImageFile.LOAD_TRUNCATED_IMAGES = old_trunc
 
 
 def _check_image(path: str) -> str | None:

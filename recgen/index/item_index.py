@@ -229,16 +229,25 @@ class ItemIndex:
             bad = np.flatnonzero(~finite)[:5].tolist()
             raise ValueError(f"{name} has NaN or inf values in rows {bad} (showing up to 5); drop or fix those rows")
         if self.normalize:
-            # divide by max|x| first: the norm of huge rows (|x| > 1.8e19 in float32) overflowed
-            # to inf and normalized them to zeros; tiny (subnormal) rows underflowed to 0
-            scale = np.abs(work).max(axis=1, keepdims=True)
-            zero = scale[:, 0] == 0
-            if zero.any():
-                raise ValueError(
-                    f"{name} has all-zero rows {np.flatnonzero(zero)[:5].tolist()}; they cannot be normalized"
-                )
-            scaled = work / scale
-            work = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+            norms = np.linalg.norm(work, axis=1, keepdims=True)
+            odd = ~((norms[:, 0] > np.finfo(np.float32).tiny) & np.isfinite(norms[:, 0]))
+            if not odd.any():  # the common case: one pass, no extra copies
+                work = work / norms
+            else:
+                # divide by max|x| first: the norm of huge rows (|x| > 1.8e19 in float32)
+                # overflows to inf and would normalize them to zeros; tiny (subnormal) rows
+                # underflow to 0
+                scale = np.abs(work[odd]).max(axis=1, keepdims=True)
+                zero = np.zeros(len(work), bool)
+                zero[np.flatnonzero(odd)] = scale[:, 0] == 0
+                if zero.any():
+                    raise ValueError(
+                        f"{name} has all-zero rows {np.flatnonzero(zero)[:5].tolist()}; they cannot be normalized"
+                    )
+                out = work / np.where(odd[:, None], 1, norms)
+                scaled = work[odd] / scale
+                out[odd] = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+                work = out
         else:
             big = np.abs(work).max(axis=1) > np.finfo(np.float32).max
             if big.any():
