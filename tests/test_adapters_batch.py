@@ -78,7 +78,9 @@ def test_resume_after_exception_gives_the_uninterrupted_rows(enricher, in_parque
     pd.testing.assert_frame_equal(pd.read_parquet(out), enricher.enrich(big))
 
 
-@pytest.mark.parametrize("kill_at", [0, 3, 5])
+# chunk 3 in the default run; tests/test_killpoints.py kills the batch job at 20 more points
+@pytest.mark.parametrize("kill_at", [pytest.param(0, marks=pytest.mark.slow), 3,
+                                     pytest.param(5, marks=pytest.mark.slow)])
 def test_resume_after_sigkill(saved_workdir, enricher, in_parquet, big, tmp_path, kill_at):
     """A process killed with SIGKILL right after chunk ``kill_at`` was written; rerun completes it."""
     out = tmp_path / "out.parquet"

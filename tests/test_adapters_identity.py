@@ -144,6 +144,7 @@ def test_batch_job(enricher, candidates, reference, tmp_path):
     _same(out, reference, "batch job")
 
 
+@pytest.mark.slow  # starts a Ray cluster (~30 s); `make test-slow` runs it
 def test_ray_job(saved_workdir, candidates, reference):
     ray = pytest.importorskip("ray")
     from recgen_adapters.ray_job import enrich_dataset
