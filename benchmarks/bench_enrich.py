@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ import pandas as pd  # noqa: E402
 from recgen import CatalogStore, Recgen  # noqa: E402
 from recgen.datasets import make_sample_catalog  # noqa: E402
 from recgen_adapters import Enricher  # noqa: E402
+from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
 
 def build(work: Path) -> Path:
@@ -171,12 +170,6 @@ def part_distinct(args) -> None:
     print(f"\n{len(df):,} candidates, vectorized: {len(df) / v:.2f} s\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _load(base: str, bodies: list[dict], clients: int, max_requests: int, seconds: float):
     import httpx
 
@@ -210,24 +203,8 @@ async def _load(base: str, bodies: list[dict], clients: int, max_requests: int, 
 def part_http(work: Path, enricher: Enricher, args) -> None:
     import httpx
 
-    port = _free_port()
-    log = open(work / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", "from recgen.cli import main; main()", "serve", str(work),
-                             "--port", str(port), "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "RECGEN_API_KEYS": ""})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                sys.exit(f"recgen serve exited: {(work / 'serve.log').read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-            if time.monotonic() > deadline:
-                sys.exit("recgen serve did not start in 120 s")
+    with serve_subprocess(work, log_path=work / "serve.log", args=["--log-level", "warning"]) as served:
+        base = served.url
         cands = make_candidates(enricher, args.batch * 64, args.seed + 1)
         frames = [cands.iloc[k * args.batch:(k + 1) * args.batch] for k in range(64)]
         bodies = [{"candidates": f[["user_id", "item_id"]].to_dict("records")} for f in frames]
@@ -238,9 +215,6 @@ def part_http(work: Path, enricher: Enricher, args) -> None:
             t = time.perf_counter()
             enricher.enrich(frames[k % 64])
             inproc.append(time.perf_counter() - t)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     ms = lat * 1e3
     errors = sum(v for k, v in status.items() if k != 200)
     print(f"### HTTP POST /enrich: {args.batch} candidates per request, {args.clients} concurrent clients, "

@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from recgen_adapters import Enricher  # noqa: E402
+from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORK = REPO / ".cache" / "bench-enrich"
@@ -58,12 +57,6 @@ def build(work: Path) -> Path:
     Recgen().fit(store).save(work / "model")
     store.close()
     return work
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _vmrss_mib(pid: int) -> float:
@@ -146,30 +139,14 @@ def main() -> None:
 
     import httpx
 
-    port = _free_port()
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     (tmp / "keys.txt").write_text(KEY + "\n")
-    log_path = tmp / "serve.log"
     env = {**os.environ, "RECGEN_API_KEYS": "", "RECGEN_RATE_LIMIT": ""}  # no rate limit: a 429 is an error here
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", "from recgen.cli import main; main()", "serve", str(work),
-                                 "--host", "127.0.0.1", "--port", str(port), "--api-key-file", str(tmp / "keys.txt"),
-                                 "--max-candidates", "10000", "--log-level", "warning"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
     rows = []
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                sys.exit(f"recgen serve exited: {log_path.read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-            if time.monotonic() > deadline:
-                sys.exit("recgen serve did not start in 180 s")
+    with serve_subprocess(work, log_path=tmp / "serve.log", env=env, startup_timeout=180,
+                          args=["--api-key-file", str(tmp / "keys.txt"), "--max-candidates", "10000",
+                                "--log-level", "warning"]) as served:
+        base, proc = served.url, served.process
         version = httpx.get(base + "/healthz", timeout=5).json().get("model_version", "?")
         asyncio.run(_level(base, mix, min(args.levels), args.warmup, MAX_REQUESTS_PER_LEVEL))  # warm-up
         for clients in args.levels:
@@ -177,12 +154,6 @@ def main() -> None:
             results, wall = asyncio.run(_level(base, mix, clients, args.seconds, MAX_REQUESTS_PER_LEVEL))
             rss1 = _vmrss_mib(proc.pid)
             rows.append((clients, results, wall, rss0, rss1))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
     inproc = []
     for k in range(300):

@@ -7,12 +7,6 @@ same known/unknown flags, including unknown users, unknown items and a duplicate
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,50 +80,21 @@ def test_http_testclient(enricher, candidates, reference):
     _same(_from_json(r.json()), reference, "TestClient")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_http_real_uvicorn_process(saved_workdir, candidates, reference, tmp_path):
     pytest.importorskip("uvicorn")
     httpx = pytest.importorskip("httpx")
-    port = _free_port()
+    from recgen_adapters.testing import serve_subprocess
+
     keyfile = tmp_path / "keys"
     keyfile.write_text("identity-test-key-0123\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RECGEN_API_KEYS": ""}
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", "from recgen.cli import main; main()", "serve",
-                                 str(saved_workdir), "--port", str(port), "--api-key-file", str(keyfile),
-                                 "--log-level", "warning"], stdout=fh, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"recgen serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"recgen serve did not answer /healthz in 120 s:\n{log.read_text()}")
-            time.sleep(0.3)
+    with serve_subprocess(saved_workdir, log_path=tmp_path / "serve.log",
+                          args=["--api-key-file", str(keyfile), "--log-level", "warning"]) as served:
         body = {"candidates": _json_rows(candidates)}
-        assert httpx.post(base + "/enrich", json=body, timeout=60).status_code == 401
-        r = httpx.post(base + "/enrich", json=body, headers={"X-API-Key": "identity-test-key-0123"}, timeout=60)
+        assert httpx.post(served.url + "/enrich", json=body, timeout=60).status_code == 401
+        r = httpx.post(served.url + "/enrich", json=body, headers={"X-API-Key": "identity-test-key-0123"}, timeout=60)
         assert r.status_code == 200, r.text
         _same(_from_json(r.json()), reference, "uvicorn process")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert "identity-test-key-0123" not in log.read_text()  # secrets never logged
+    assert "identity-test-key-0123" not in served.log()  # secrets never logged
 
 
 def test_batch_job(enricher, candidates, reference, tmp_path):

@@ -15,11 +15,7 @@ Real uvicorn servers on 127.0.0.1 only; every request loop is bounded in count a
 """
 from __future__ import annotations
 
-import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +32,7 @@ from recgen import Recgen  # noqa: E402
 from recgen_adapters import Enricher  # noqa: E402
 from recgen_adapters.core import directory_version  # noqa: E402
 from recgen_adapters.service import MODEL_VERSION_HEADER, ServiceConfig, create_app  # noqa: E402
+from recgen_adapters.testing import free_port  # noqa: E402
 
 KEY = "concurrency-key-0123"
 HEADERS = {"X-API-Key": KEY}
@@ -43,17 +40,11 @@ K = 8
 
 
 # ------------------------------------------------------------------------ helpers
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _ThreadServer:
     """uvicorn serving an app in a daemon thread on 127.0.0.1 (started and stopped within bounded time)."""
 
     def __init__(self, app) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -245,32 +236,16 @@ def test_reload_of_an_in_memory_model_is_refused(versions):
 
 
 def test_sustained_load_no_5xx_bounded_memory(saved_workdir, tmp_path, sample):
-    port = _free_port()
+    from recgen_adapters.testing import serve_subprocess
+
     keyfile = tmp_path / "keys.txt"
     keyfile.write_text(KEY + "\n")
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RECGEN_API_KEYS": ""}
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", "from recgen.cli import main; main()", "serve",
-                                 str(saved_workdir), "--port", str(port), "--api-key-file", str(keyfile),
-                                 "--log-level", "warning"], stdout=fh, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
     rng = np.random.default_rng(0)
     users = sample.interactions["user_id"].drop_duplicates().to_numpy()
     items = sample.items["item_id"].to_numpy()
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"recgen serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"recgen serve did not answer /healthz in 120 s:\n{log.read_text()}")
-            time.sleep(0.2)
+    with serve_subprocess(saved_workdir, log_path=tmp_path / "serve.log",
+                          args=["--api-key-file", str(keyfile), "--log-level", "warning"]) as served:
+        base, proc = served.url, served.process
 
         def request(client, i: int) -> "httpx.Response":
             kind = i % 3
@@ -307,13 +282,6 @@ def test_sustained_load_no_5xx_bounded_memory(saved_workdir, tmp_path, sample):
         for t in threads:
             t.join(timeout=60)
         rss_end = _vmrss_kib(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
     assert not failures, failures[:5]
     assert len(codes) > 100, f"only {len(codes)} requests in 8 s"
