@@ -47,8 +47,8 @@ from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
 
 def build(work: Path) -> Path:
-    """Fit recgen on the sample catalog and save it as ``work/model``."""
-    if (work / "model").is_dir():
+    """Fit recgen on the sample catalog and save it as ``work/model`` (kept for the next run)."""
+    if (work / "model" / "manifest.json").is_file():
         return work
     sample = make_sample_catalog(work / "sample", seed=0)
     store = CatalogStore(work / "store.db")

@@ -38,25 +38,12 @@ import numpy as np  # noqa: E402
 from recgen_adapters import Enricher  # noqa: E402
 from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
+from bench_enrich import build  # noqa: E402  (same folder: the sample-catalog model, fitted once)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORK = REPO / ".cache" / "bench-enrich"
 KEY = "bench-key-0123456789"
 MAX_REQUESTS_PER_LEVEL = 200_000
-
-
-def build(work: Path) -> Path:
-    """Fit recgen on the sample catalog and save it as ``work/model`` (as bench_enrich.py does)."""
-    if (work / "model" / "manifest.json").is_file():
-        return work
-    from recgen import CatalogStore, Recgen
-    from recgen.datasets import make_sample_catalog
-
-    sample = make_sample_catalog(work / "sample", seed=0)
-    store = CatalogStore(work / "store.db")
-    store.ingest(sample)
-    Recgen().fit(store).save(work / "model")
-    store.close()
-    return work
 
 
 def _vmrss_mib(pid: int) -> float:
