@@ -44,6 +44,35 @@ CF_FEATURES = ("cf_rank", "cf_gap", "cf_z")
 MODELS = ("hgb", "logistic", "lambdarank")
 
 
+def user_item_matrix(interactions: pd.DataFrame, items: Sequence[Any], *, user_col: str = "user_id",
+                     item_col: str = "item_id") -> tuple[Any, dict[Any, int]]:
+    """The binary user x item CSR matrix implicit's models train on.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        One row per (user, item) event; repeated events count once.
+    items : sequence
+        Column order; events on items not listed are dropped.
+
+    Returns
+    -------
+    matrix : scipy.sparse.csr_matrix, float32, shape (n_users, len(items))
+    user_rows : dict
+        User id -> row, users in order of first appearance.
+    """
+    import scipy.sparse as sp
+
+    user_rows = {u: r for r, u in enumerate(pd.unique(interactions[user_col]))}
+    item_cols = {i: c for c, i in enumerate(items)}
+    h = interactions[interactions[item_col].isin(item_cols)]
+    ui = sp.csr_matrix((np.ones(len(h), np.float32),
+                        (h[user_col].map(user_rows).to_numpy(), h[item_col].map(item_cols).to_numpy())),
+                       shape=(len(user_rows), len(item_cols)))
+    ui.data[:] = 1.0
+    return ui, user_rows
+
+
 def candidates_from_implicit(user_ids: Sequence[Any], ids: np.ndarray, scores: np.ndarray, *,
                              item_ids: Sequence[Any], user_col: str = "user_id", item_col: str = "item_id",
                              score_col: str = "score") -> pd.DataFrame:

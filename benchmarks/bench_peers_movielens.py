@@ -27,31 +27,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 from recgen import CatalogData, CatalogStore, EmbeddingCache, Recgen  # noqa: E402
 from recgen.catalog import load_movielens_posters  # noqa: E402
 from recgen.evaluation import global_time_split, popularity_rankings  # noqa: E402
 from recgen.evaluation.compare import compare_rankings  # noqa: E402
 from recgen_adapters import Enricher  # noqa: E402
-from recgen_adapters.rerank import BlendReranker, candidates_from_implicit  # noqa: E402
+from recgen_adapters.rerank import BlendReranker, candidates_from_implicit, user_item_matrix  # noqa: E402
 
 K = 20
 
 
-def matrix(history: pd.DataFrame, items: np.ndarray):
-    users = np.asarray(pd.unique(history["user_id"]), dtype=object)
-    u_index = {u: r for r, u in enumerate(users)}
-    i_index = {i: c for c, i in enumerate(items)}
-    h = history[history["item_id"].isin(i_index)]
-    ui = sp.csr_matrix((np.ones(len(h), np.float32), (h["user_id"].map(u_index), h["item_id"].map(i_index))),
-                       shape=(len(users), len(items)))
-    ui.data[:] = 1.0
-    return ui, u_index
-
-
 def implicit_lists(model, history, users, items, n):
-    ui, u_index = matrix(history, items)
+    ui, u_index = user_item_matrix(history, items)
     model.fit(ui, show_progress=False)
     known = [u for u in users if u in u_index]
     rows = np.array([u_index[u] for u in known], dtype=np.int64)

@@ -33,7 +33,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice; ALS has
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 from scipy.stats import wilcoxon  # noqa: E402
 
 from recgen import CatalogData, CatalogStore, EmbeddingCache, Recgen  # noqa: E402
@@ -41,7 +40,8 @@ from recgen.catalog import load_movielens_posters  # noqa: E402
 from recgen.evaluation.generation import bootstrap_ci  # noqa: E402
 from recgen.evaluation.ranking import ndcg_at_k, recall_at_k  # noqa: E402
 from recgen_adapters import Enricher  # noqa: E402
-from recgen_adapters.rerank import BlendReranker, LearnedReranker, candidates_from_implicit  # noqa: E402
+from recgen_adapters.rerank import (BlendReranker, LearnedReranker, candidates_from_implicit,  # noqa: E402
+                                    user_item_matrix)
 
 
 def global_time_split(inter: pd.DataFrame, cuts: tuple[float, float]):
@@ -56,14 +56,7 @@ def global_time_split(inter: pd.DataFrame, cuts: tuple[float, float]):
 def als_candidates(history: pd.DataFrame, users, items: np.ndarray, n: int, args) -> pd.DataFrame:
     import implicit
 
-    u_ids = pd.unique(history["user_id"])
-    u_index = {u: r for r, u in enumerate(u_ids)}
-    i_index = {i: c for c, i in enumerate(items)}
-    h = history[history["item_id"].isin(i_index)]
-    ui = sp.csr_matrix((np.ones(len(h), dtype=np.float32),
-                        (h["user_id"].map(u_index).to_numpy(), h["item_id"].map(i_index).to_numpy())),
-                       shape=(len(u_ids), len(items)))
-    ui.data[:] = 1.0
+    ui, u_index = user_item_matrix(history, items)
     if args.bm25:
         from implicit.nearest_neighbours import bm25_weight
 

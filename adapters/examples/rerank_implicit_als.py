@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from _common import fit_recgen, load, report, split
 
-from recgen_adapters.rerank import LearnedReranker, candidates_from_implicit
+from recgen_adapters.rerank import LearnedReranker, candidates_from_implicit, user_item_matrix
 
 
 def cf_candidates(interactions: pd.DataFrame, users: list[str], items: np.ndarray, *, model: str, n: int,
@@ -29,12 +28,7 @@ def cf_candidates(interactions: pd.DataFrame, users: list[str], items: np.ndarra
     """Fit implicit's ALS/BPR on ``interactions`` and return its top-``n`` unseen items per user."""
     import implicit
 
-    u_index = {u: r for r, u in enumerate(pd.unique(interactions["user_id"].astype(str)))}
-    i_index = {i: c for c, i in enumerate(items)}
-    rows = interactions["user_id"].astype(str).map(u_index).to_numpy()
-    cols = interactions["item_id"].astype(str).map(i_index).to_numpy()
-    ui = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(u_index), len(items)))
-    ui.data[:] = 1.0  # repeated interactions count once
+    ui, u_index = user_item_matrix(interactions.astype({"user_id": str, "item_id": str}), items)
     if model == "als":
         cf = implicit.cpu.als.AlternatingLeastSquares(factors=64, regularization=0.05, iterations=15, random_state=seed)
     else:

@@ -202,7 +202,6 @@ def _reviews_known_by(reviews: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame
 
 
 def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame, users, items, n: int, seed: int):
-    import scipy.sparse as sp
 
     from recgen.errors import missing_extra
 
@@ -210,15 +209,9 @@ def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame,
         import implicit
     except ImportError as exc:
         raise missing_extra("implicit", "pip install 'recgen[cf]'", f"the {kind!r} variant") from exc
-    from recgen_adapters.rerank import candidates_from_implicit
+    from recgen_adapters.rerank import candidates_from_implicit, user_item_matrix
 
-    u_ids = np.asarray(pd.unique(history["user_id"]), dtype=object)
-    u_index = {u: r for r, u in enumerate(u_ids)}
-    i_index = {i: c for c, i in enumerate(items)}
-    h = history[history["item_id"].isin(i_index)]
-    ui = sp.csr_matrix((np.ones(len(h), np.float32), (h["user_id"].map(u_index), h["item_id"].map(i_index))),
-                       shape=(len(u_ids), len(items)))
-    ui.data[:] = 1.0
+    ui, u_index = user_item_matrix(history, items)
     if kind == "bpr":
         model = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=opts.get("factors", 64),
                                                              iterations=opts.get("iterations", 100), random_state=seed,
