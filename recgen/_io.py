@@ -337,21 +337,23 @@ def _locked(directory: Path, *, wait: bool = True) -> Iterator[bool]:
         lock.thread_lock.release()
 
 
-def _siblings(target: Path, suffix: str) -> list[Path]:
-    """Temp siblings that :func:`save_directory` makes for ``target`` (oldest first).
+def _siblings(target: Path) -> dict[str, list[Path]]:
+    """Temp siblings that :func:`save_directory` makes for ``target``, by suffix (``.tmp``,
+    ``.old``), oldest first; one listing of the folder.
 
     Matched exactly (``.NAME.`` + mkdtemp's 8 random characters + suffix), so the leftovers
     of ``model.v2`` are never taken for those of ``model``. Entries that vanish while being
     listed (another process finishing its save) are skipped.
     """
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
-    found = []
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}(\.tmp|\.old)")
+    found: dict[str, list[tuple[float, Path]]] = {".tmp": [], ".old": []}
     with os.scandir(target.parent) as it:
         for entry in it:
-            if pattern.fullmatch(entry.name):
+            m = pattern.fullmatch(entry.name)
+            if m:
                 with contextlib.suppress(OSError):
-                    found.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
-    return [p for _, p in sorted(found)]
+                    found[m.group(1)].append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    return {k: [p for _, p in sorted(v)] for k, v in found.items()}
 
 
 def _remove(path: Path) -> None:
@@ -373,13 +375,14 @@ def _recover_locked(target: Path, keep: Path | None = None) -> None:
     * ``.NAME.*.tmp``: removed unless a save in progress holds it (its own lock is tried
       without waiting) or it is ``keep`` (the caller's own).
     """
-    olds = _siblings(target, ".old")
+    leftovers = _siblings(target)
+    olds = leftovers[".old"]
     if not target.exists() and not target.is_symlink() and olds:
         os.replace(olds.pop(), target)
         _fsync_dir(target.parent)
     for p in olds:
         _remove(p)
-    for p in _siblings(target, ".tmp"):
+    for p in leftovers[".tmp"]:
         if keep is not None and p.name == keep.name:
             continue
         with _locked(p, wait=False) as free:
@@ -399,7 +402,7 @@ def recover_directory(target: str | os.PathLike[str]) -> bool:
     target = Path(target)
     try:
         missing = not target.exists()
-        if not missing and not (_siblings(target, ".tmp") or _siblings(target, ".old")):
+        if not missing and not any(_siblings(target).values()):
             return True
         with _locked(target.parent, wait=missing) as got:
             if got:
