@@ -3,7 +3,8 @@
 The folder is called ``adapters`` in the repository, but ``adapters`` is already a popular
 PyPI package (AdapterHub), so it installs as ``recgen_adapters``::
 
-    from recgen_adapters import Enricher, RecgenFeatures
+    from recgen import Enricher
+from recgen_adapters import RecgenFeatures
 
 Every adapter calls the same core, :meth:`Enricher.enrich` (a pandas DataFrame in, a
 DataFrame out), so a feature has the same value in-process, in scikit-learn, behind the
@@ -12,7 +13,7 @@ HTTP service, in the batch Parquet job and in the Ray Data job.
 ========================  ===========================================  ==================
 adapter                   entry point                                  extra
 ========================  ===========================================  ==================
-in-process API            :class:`Enricher`                             (none)
+in-process API            :class:`recgen.Enricher`                      (none)
 scikit-learn              :class:`RecgenFeatures`                       (none)
 HTTP service              ``recgen serve DIR``, :mod:`.service`         ``recgen[serve]``
 batch Parquet/CSV job     ``recgen enrich DIR -i .. -o ..``, :mod:`.batch`  (none)
@@ -22,7 +23,29 @@ re-ranking CF candidates  :class:`LearnedReranker`, :mod:`.rerank`      (``recge
 """
 from __future__ import annotations
 
-from recgen_adapters.core import Enricher, enrich_frame, resolve_directory
-from recgen_adapters.sklearn_transformer import RecgenFeatures
+import importlib
+from typing import Any
 
-__all__ = ["Enricher", "RecgenFeatures", "enrich_frame", "resolve_directory"]
+__all__ = ["BlendReranker", "Enricher", "LearnedReranker", "RecgenFeatures", "enrich_frame"]
+
+# Names are resolved on first use (PEP 562): the CLI loads this package for its plugin
+# commands, and must not pay for scikit-learn on every `recgen --help`.
+_LAZY = {
+    "Enricher": "recgen.enrich",  # the core every adapter calls, re-exported for convenience
+    "enrich_frame": "recgen.enrich",
+    "BlendReranker": "recgen_adapters.rerank",
+    "LearnedReranker": "recgen_adapters.rerank",
+    "RecgenFeatures": "recgen_adapters.sklearn_transformer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recgen_adapters' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

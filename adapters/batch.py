@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recgen._io import atomic_path, atomic_write_json
-from recgen_adapters.core import Enricher
+from recgen.enrich import Enricher
+from recgen.workdir import BATCH_JOB_FILE, BATCH_PARTS_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,11 @@ def enrich_file(enricher: Enricher | str | Path, input: str | Path, output: str 
     if not isinstance(enricher, Enricher):
         enricher = Enricher.load(enricher)
 
-    parts = output.with_name(output.name + ".parts")
+    parts = output.with_name(output.name + BATCH_PARTS_SUFFIX)
     job = {"format": _FORMAT, "input": _fingerprint(input), "chunk_rows": chunk_rows, "user_col": user_col,
            "item_col": item_col, "blurbs": blurbs, "previews": previews,
            "model": enricher.model.fit_info, "generator": getattr(enricher.generator, "version", None)}
-    job_file = parts / "_job.json"
+    job_file = parts / BATCH_JOB_FILE
     if parts.exists():
         try:
             previous = json.loads(job_file.read_text())

@@ -51,7 +51,7 @@ class EnrichActor:
             import torch
 
             torch.set_num_threads(torch_threads)
-        from recgen_adapters.core import Enricher
+        from recgen.enrich import Enricher
 
         self.enricher = Enricher.load(directory, **(load_kwargs or {}))
         self.enrich_kwargs = dict(enrich_kwargs or {})
@@ -90,7 +90,7 @@ def enrich_dataset(ds: "ray.data.Dataset", directory: str | Path, *, batch_size:
     ray.data.Dataset
         Lazy; write it (``write_parquet``) or iterate it. Row order within each input block is kept.
     """
-    from recgen_adapters.core import resolve_directory
+    from recgen.workdir import resolve_directory
 
     directory = Path(directory)
     resolve_directory(directory)  # fail here, on the driver, rather than in every actor

@@ -5,7 +5,9 @@ candidates; recgen adds how well each candidate matches the user's taste in text
 review space; a small learned model combines both. The CF side stays what it is: this module
 only needs its output.
 
-Two input formats::
+Two input formats (helpers in :mod:`recgen.interop`)::
+
+    from recgen.interop import candidates_from_frame, candidates_from_implicit
 
     # the `implicit` library: model.recommend(userids, user_items[userids], N=100)
     ids, scores = als.recommend(rows, user_items[rows], N=100, filter_already_liked_items=True)
@@ -34,130 +36,14 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from recgen.enrich import id_strings
 from recgen.errors import NotFittedError
-from recgen_adapters.core import Enricher
+from recgen.enrich import Enricher
+from recgen.ids import id_strings
+from recgen.interop import RANK_COL
 from recgen_adapters.sklearn_transformer import RecgenFeatures
 
-RANK_COL = "cf_rank"
 CF_FEATURES = ("cf_rank", "cf_gap", "cf_z")
 MODELS = ("hgb", "logistic", "lambdarank")
-
-
-def user_item_matrix(interactions: pd.DataFrame, items: Sequence[Any], *, user_col: str = "user_id",
-                     item_col: str = "item_id") -> tuple[Any, dict[Any, int]]:
-    """The binary user x item CSR matrix implicit's models train on.
-
-    Parameters
-    ----------
-    interactions : DataFrame
-        One row per (user, item) event; repeated events count once.
-    items : sequence
-        Column order; events on items not listed are dropped.
-
-    Returns
-    -------
-    matrix : scipy.sparse.csr_matrix, float32, shape (n_users, len(items))
-    user_rows : dict
-        User id -> row, users in order of first appearance.
-    """
-    import scipy.sparse as sp
-
-    user_rows = {u: r for r, u in enumerate(pd.unique(interactions[user_col]))}
-    item_cols = {i: c for c, i in enumerate(items)}
-    h = interactions[interactions[item_col].isin(item_cols)]
-    ui = sp.csr_matrix((np.ones(len(h), np.float32),
-                        (h[user_col].map(user_rows).to_numpy(), h[item_col].map(item_cols).to_numpy())),
-                       shape=(len(user_rows), len(item_cols)))
-    ui.data[:] = 1.0
-    return ui, user_rows
-
-
-def candidates_from_implicit(user_ids: Sequence[Any], ids: np.ndarray, scores: np.ndarray, *,
-                             item_ids: Sequence[Any], user_col: str = "user_id", item_col: str = "item_id",
-                             score_col: str = "score") -> pd.DataFrame:
-    """Turn ``implicit``'s ``recommend`` output into a candidate frame.
-
-    Parameters
-    ----------
-    user_ids : sequence
-        External user id of each row of ``ids`` (the users you passed as ``userid``, mapped
-        back from implicit's row numbers).
-    ids : ndarray of int, shape (n_users, N) or (N,)
-        Item row numbers as returned by ``model.recommend`` (``-1`` padding is dropped).
-    scores : ndarray of float, same shape
-        The model's scores (non-finite entries are dropped).
-    item_ids : sequence
-        External item id of each item row number (the columns of ``user_items``).
-    user_col, item_col, score_col : str
-        Names of the output columns.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``user_col, item_col, score_col, cf_rank`` (1 = best), ids as str, grouped by user
-        in the order of ``user_ids``, best first.
-    """
-    ids = np.asarray(ids)
-    scores = np.asarray(scores, dtype=np.float64)
-    if ids.ndim == 1:
-        ids, scores = ids[None, :], scores[None, :]
-    if ids.ndim != 2 or ids.shape != scores.shape:
-        raise ValueError(f"ids and scores must have the same (n_users, N) shape; got {ids.shape} and {scores.shape}")
-    users = np.asarray(_ids(pd.Series(list(user_ids))), dtype=object)
-    if len(users) != ids.shape[0]:
-        raise ValueError(f"user_ids has {len(users)} ids but ids has {ids.shape[0]} rows: pass one user id per row")
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"ids must be implicit's integer item row numbers; got dtype {ids.dtype}")
-    catalog = np.asarray(_ids(pd.Series(list(item_ids))), dtype=object)
-    keep = (ids >= 0) & np.isfinite(scores)
-    if (ids[keep] >= len(catalog)).any():
-        raise ValueError(f"ids contains item row {int(ids[keep].max())} but item_ids has only {len(catalog)} ids: "
-                         f"pass the ids of every column of the user_items matrix the model was fitted on")
-    rows, cols = np.nonzero(keep)
-    out = pd.DataFrame({user_col: users[rows], item_col: catalog[ids[rows, cols]], score_col: scores[rows, cols]})
-    return _with_rank(out, user_col, score_col)
-
-
-def candidates_from_frame(frame: pd.DataFrame, *, user_col: str = "user_id", item_col: str = "item_id",
-                          score_col: str = "score", k: int | None = None) -> pd.DataFrame:
-    """Normalise a generic ``(user, item, score)`` frame into a candidate frame.
-
-    Rows with a missing id or a non-finite score are dropped; a duplicated (user, item)
-    keeps its best score; ids become str; ``cf_rank`` (1 = best) is added; other columns are
-    kept (they can feed the combiner through ``extra_features=``).
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-    user_col, item_col, score_col : str
-    k : int, optional
-        Keep the best ``k`` candidates per user.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Grouped by user (first-seen order), best first, fresh index.
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}")
-    missing = [c for c in (user_col, item_col, score_col) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"frame is missing column(s) {missing}; it has {list(frame.columns)}. "
-                         f"Pass user_col=/item_col=/score_col= to name yours")
-    if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
-        raise ValueError(f"k must be a positive int or None; got {k!r}")
-    score = pd.to_numeric(frame[score_col], errors="coerce")
-    ok = frame[user_col].notna() & frame[item_col].notna() & np.isfinite(score.to_numpy(dtype=np.float64, na_value=np.nan))
-    out = frame.loc[ok].copy()
-    out[user_col] = _ids(out[user_col])
-    out[item_col] = _ids(out[item_col])
-    out[score_col] = score[ok].astype(np.float64)
-    out = out.sort_values(score_col, ascending=False, kind="stable").drop_duplicates([user_col, item_col])
-    out = _with_rank(out, user_col, score_col)
-    if k is not None:
-        out = out[out[RANK_COL] <= k].reset_index(drop=True)
-    return out
 
 
 def _ids(values: pd.Series) -> np.ndarray:
@@ -169,14 +55,6 @@ def _check_positives(positives: Any, user_col: str, item_col: str) -> None:
     missing = [c for c in (user_col, item_col) if c not in getattr(positives, "columns", [])]
     if missing:
         raise ValueError(f"positives must be a DataFrame with columns {[user_col, item_col]}; missing {missing}")
-
-
-def _with_rank(df: pd.DataFrame, user_col: str, score_col: str) -> pd.DataFrame:
-    """Group rows by user (first-seen order), best score first, and add ``cf_rank``."""
-    order = pd.Categorical(df[user_col], categories=pd.unique(df[user_col]), ordered=True)
-    df = df.iloc[np.lexsort((-df[score_col].to_numpy(dtype=np.float64), order.codes))].reset_index(drop=True)
-    df[RANK_COL] = df.groupby(user_col, sort=False).cumcount().to_numpy() + 1
-    return df
 
 
 def _default_model(name: str, random_state: int):

@@ -24,7 +24,7 @@ manifests' fingerprint changed) loads the new model completely off to the side, 
 verified, then swaps it in with one assignment; each request reads the served model once, so
 no request ever mixes two versions. A failed reload (incomplete, corrupt or tampered
 directory) keeps the old version serving. Every response names the version that answered it
-in ``X-Recgen-Model-Version`` (see :func:`recgen_adapters.core.directory_version`). With several
+in ``X-Recgen-Model-Version`` (see :func:`recgen.workdir.directory_version`). With several
 worker processes (``recgen serve --workers N``) a ``POST /admin/reload`` reaches one of them:
 use ``reload_interval`` there, so that every worker picks the new model up.
 
@@ -43,7 +43,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError, missing_extra
+from recgen.modalities import VECTOR_MODALITIES
 
 try:
     from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
@@ -65,7 +66,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise missing_extra(getattr(exc, "name", None) or "fastapi", "pip install 'recgen[serve]'",
                         "the HTTP service") from exc
 
-from recgen_adapters.core import Enricher, directory_version
+from recgen.enrich import Enricher
+from recgen.workdir import directory_version
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +170,7 @@ def read_key_file(path: str | Path) -> list[str]:
 
 
 # -------------------------------------------------------------------------- models
-class Modality(str, Enum):
-    fused = "fused"
-    text = "text"
-    image = "image"
-    review = "review"
+Modality = Enum("Modality", {m: m for m in VECTOR_MODALITIES}, type=str)  # recgen.modalities
 
 
 class _Strict(BaseModel):

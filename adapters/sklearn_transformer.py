@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from recgen_adapters.core import Enricher
+from recgen.enrich import Enricher
 
 _ENRICH_USER, _ENRICH_ITEM = "__recgen_user", "__recgen_item"
 

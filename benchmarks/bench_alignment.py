@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from recgen.catalog import CatalogStore, load_movielens_posters
-from recgen.datasets import make_sample_catalog
+from recgen.catalog import CatalogStore
+from recgen.datasets import load_movielens_posters, make_sample_catalog
 from recgen.encoders import EmbeddingCache, MultimodalSpace
 from recgen.evaluation import held_out_alignment
 

@@ -42,7 +42,7 @@ import pandas as pd  # noqa: E402
 
 from recgen import CatalogStore, Recgen  # noqa: E402
 from recgen.datasets import make_sample_catalog  # noqa: E402
-from recgen_adapters import Enricher  # noqa: E402
+from recgen import Enricher  # noqa: E402
 from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
 
@@ -129,7 +129,7 @@ class _Model:
 def part_distinct(args) -> None:
     """Large synthetic catalog: almost every candidate pair is distinct (no reuse to exploit)."""
     from recgen.encoders.space import ItemVectors
-    from recgen.enrich import enrich_candidates
+    from recgen.features import enrich_candidates
     from recgen.profiles import UserProfiles
 
     rng = np.random.default_rng(args.seed)

@@ -35,7 +35,8 @@ def previews(args) -> None:
     from PIL import Image
 
     from recgen import CatalogStore, Recgen
-    from recgen.catalog import CatalogData, load_movielens_posters
+    from recgen.catalog import CatalogData
+    from recgen.datasets import load_movielens_posters
     from recgen.encoders import EmbeddingCache
     from recgen.encoders.image import load_image
     from recgen.evaluation.generation import frechet_distance, identifiability
@@ -122,7 +123,8 @@ def _singular(word: str) -> str:
 
 def blurbs(args) -> None:
     from recgen import Recgen
-    from recgen.catalog import CatalogData, load_clothing_reviews
+    from recgen.catalog import CatalogData
+    from recgen.datasets import load_clothing_reviews
     from recgen.encoders import EmbeddingCache
     from recgen.evaluation.generation import blurb_report
     from recgen.generators.personalized import ContentGenerator, GenerationConfig

@@ -29,22 +29,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from recgen import CatalogData, CatalogStore, EmbeddingCache, Recgen  # noqa: E402
-from recgen.catalog import load_movielens_posters  # noqa: E402
+from recgen.datasets import load_movielens_posters  # noqa: E402
 from recgen.evaluation import global_time_split, popularity_rankings  # noqa: E402
 from recgen.evaluation.compare import compare_rankings  # noqa: E402
-from recgen_adapters import Enricher  # noqa: E402
-from recgen_adapters.rerank import BlendReranker, candidates_from_implicit, user_item_matrix  # noqa: E402
+from recgen import Enricher  # noqa: E402
+from recgen.interop import implicit_candidates  # noqa: E402
+from recgen_adapters.rerank import BlendReranker  # noqa: E402
 
 K = 20
 
 
 def implicit_lists(model, history, users, items, n):
-    ui, u_index = user_item_matrix(history, items)
-    model.fit(ui, show_progress=False)
-    known = [u for u in users if u in u_index]
-    rows = np.array([u_index[u] for u in known], dtype=np.int64)
-    ids, scores = model.recommend(rows, ui[rows], N=n, filter_already_liked_items=True)
-    return candidates_from_implicit(known, ids, scores, item_ids=items)
+    return implicit_candidates(model, history, users, items, n=n)
 
 
 def to_lists(cands: pd.DataFrame, rank_col: str, k: int = K) -> dict[str, list[str]]:

@@ -36,12 +36,12 @@ import pandas as pd  # noqa: E402
 from scipy.stats import wilcoxon  # noqa: E402
 
 from recgen import CatalogData, CatalogStore, EmbeddingCache, Recgen  # noqa: E402
-from recgen.catalog import load_movielens_posters  # noqa: E402
+from recgen.datasets import load_movielens_posters  # noqa: E402
 from recgen.evaluation.generation import bootstrap_ci  # noqa: E402
 from recgen.evaluation.ranking import ndcg_at_k, recall_at_k  # noqa: E402
-from recgen_adapters import Enricher  # noqa: E402
-from recgen_adapters.rerank import (BlendReranker, LearnedReranker, candidates_from_implicit,  # noqa: E402
-                                    user_item_matrix)
+from recgen import Enricher  # noqa: E402
+from recgen.interop import implicit_candidates, implicit_model  # noqa: E402
+from recgen_adapters.rerank import BlendReranker, LearnedReranker  # noqa: E402
 
 
 def global_time_split(inter: pd.DataFrame, cuts: tuple[float, float]):
@@ -54,20 +54,14 @@ def global_time_split(inter: pd.DataFrame, cuts: tuple[float, float]):
 
 
 def als_candidates(history: pd.DataFrame, users, items: np.ndarray, n: int, args) -> pd.DataFrame:
-    import implicit
-
-    ui, u_index = user_item_matrix(history, items)
+    weighting = None
     if args.bm25:
         from implicit.nearest_neighbours import bm25_weight
 
-        ui = bm25_weight(ui, K1=100, B=0.8).tocsr().astype(np.float32)
-    als = implicit.cpu.als.AlternatingLeastSquares(factors=args.factors, regularization=args.reg,
-                                                   iterations=args.iters, alpha=args.alpha, random_state=args.seed)
-    als.fit(ui, show_progress=False)
-    known = [u for u in users if u in u_index]
-    rows = np.array([u_index[u] for u in known], dtype=np.int64)
-    ids, scores = als.recommend(rows, ui[rows], N=n, filter_already_liked_items=True)
-    return candidates_from_implicit(known, ids, scores, item_ids=items)
+        weighting = lambda ui: bm25_weight(ui, K1=100, B=0.8)  # noqa: E731
+    als = implicit_model("als", seed=args.seed, factors=args.factors, regularization=args.reg,
+                         iterations=args.iters, alpha=args.alpha)
+    return implicit_candidates(als, history, users, items, n=n, weighting=weighting)
 
 
 def fit_recgen(catalog: CatalogData, interactions: pd.DataFrame, cache: EmbeddingCache) -> Enricher:

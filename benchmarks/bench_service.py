@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from recgen_adapters import Enricher  # noqa: E402
+from recgen import Enricher  # noqa: E402
 from recgen_adapters.testing import serve_subprocess  # noqa: E402
 
 from bench_enrich import build  # noqa: E402  (same folder: the sample-catalog model, fitted once)

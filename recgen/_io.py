@@ -337,23 +337,87 @@ def _locked(directory: Path, *, wait: bool = True) -> Iterator[bool]:
         lock.thread_lock.release()
 
 
+# The one rule for what a killed write leaves: ".NAME." + tempfile's 8 random characters +
+# ".tmp" (a file of atomic_path or a folder of save_directory) or ".old" (always a folder: the
+# previous version save_directory moved aside). recover_directory and `recgen doctor --fix`
+# both use it, so a user's own ".notes.2024.old" (or a file named like an old version) is never
+# taken for a leftover.
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<kind>\.tmp|\.old)")
+
+
+def _leftover_kind(entry: os.DirEntry, name: str | None = None) -> str | None:
+    """``".tmp"`` / ``".old"`` when ``entry`` is a leftover (of target ``name``, when given), else None."""
+    m = _LEFTOVER.fullmatch(entry.name)
+    if m is None or (name is not None and m.group("name") != name):
+        return None
+    if m.group("kind") == ".old":
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                return ".old"
+        return None
+    return ".tmp"
+
+
 def _siblings(target: Path) -> dict[str, list[Path]]:
-    """Temp siblings that :func:`save_directory` makes for ``target``, by suffix (``.tmp``,
-    ``.old``), oldest first; one listing of the folder.
+    """Temp siblings that :func:`save_directory` and :func:`atomic_path` make for ``target``, by
+    suffix (``.tmp``, ``.old``), oldest first; one listing of the folder.
 
     Matched exactly (``.NAME.`` + mkdtemp's 8 random characters + suffix), so the leftovers
     of ``model.v2`` are never taken for those of ``model``. Entries that vanish while being
     listed (another process finishing its save) are skipped.
     """
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}(\.tmp|\.old)")
     found: dict[str, list[tuple[float, Path]]] = {".tmp": [], ".old": []}
     with os.scandir(target.parent) as it:
         for entry in it:
-            m = pattern.fullmatch(entry.name)
-            if m:
+            kind = _leftover_kind(entry, target.name)
+            if kind:
                 with contextlib.suppress(OSError):
-                    found[m.group(1)].append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+                    found[kind].append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
     return {k: [p for _, p in sorted(v)] for k, v in found.items()}
+
+
+def find_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
+    """Leftovers of killed atomic writes anywhere under ``folder``, by :func:`save_directory`'s rule.
+
+    A temp copy that a write in progress holds (its lock is taken) is not a leftover and is
+    not listed. Symlinked folders are not followed.
+    """
+    out: list[Path] = []
+    stack = [Path(folder)]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        for entry in entries:
+            kind = _leftover_kind(entry)
+            if kind is not None:
+                path = Path(entry.path)
+                with _locked(path, wait=False) as free:
+                    if free:
+                        out.append(path)
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+    return sorted(out)
+
+
+def remove_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
+    """Recover every target under ``folder`` whose killed writes left something, as the next load
+    or save of it would (:func:`recover_directory`, folder lock held); returns what was listed.
+
+    A version moved aside by a save killed between its two renames is put back; other
+    leftovers are removed; temp copies of writes in progress are left alone.
+    """
+    found = find_leftovers(folder)
+    targets = {p.parent / _LEFTOVER.fullmatch(p.name).group("name") for p in found}
+    for target in sorted(targets):
+        with contextlib.suppress(OSError):
+            with _locked(target.parent):
+                _recover_locked(target)
+    return found
 
 
 def _remove(path: Path) -> None:

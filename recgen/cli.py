@@ -1,7 +1,7 @@
-"""Command line: ``recgen ingest | index | recommend | search | enrich | demo``.
+"""Command line: ``recgen ingest | index | recommend | search | demo | evaluate | doctor``, plus the
+commands plugins register (``recgen_adapters`` adds ``enrich`` and ``serve``; see :mod:`recgen.plugins`).
 
-A *workdir* holds one catalog: ``recgen.db`` (the SQLite store, also the embedding
-cache) and ``model/`` (the fitted space, indexes and profiles).
+Each command works on a working folder laid out as :mod:`recgen.workdir` describes.
 """
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from typing import Optional
 
 import typer
 
+from recgen.datasets import DATASETS, names as dataset_names
+from recgen.modalities import VECTOR_MODALITIES
+from recgen.workdir import GENERATORS_DIR, MODEL_DIR, STORE_FILE, Workdir
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -24,16 +28,13 @@ app = typer.Typer(
 )
 
 
-class Dataset(str, Enum):
-    sample = "sample"
-    movielens = "movielens"
+Dataset = Enum("Dataset", {n: n for n in DATASETS}, type=str)  # choices of --dataset (recgen.datasets)
+DemoDataset = Enum("DemoDataset", {n: n for n in dataset_names(with_interactions=True)}, type=str)
+_DATASET_HELP = "; ".join(f"'{s.name}': {s.description}" + (" (needs --path)" if s.needs_path else "")
+                          for s in DATASETS.values())
 
 
-class Modality(str, Enum):
-    fused = "fused"
-    text = "text"
-    image = "image"
-    review = "review"
+Modality = Enum("Modality", {m: m for m in VECTOR_MODALITIES}, type=str)  # choices of --modality
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -49,7 +50,7 @@ def _store(workdir: Path, store_url: Optional[str]):
     from recgen.catalog import CatalogStore
 
     workdir.mkdir(parents=True, exist_ok=True)
-    return CatalogStore(store_url or workdir / "recgen.db")
+    return CatalogStore(Workdir(workdir).store_url(store_url))
 
 
 def _model(workdir: Path):
@@ -57,7 +58,7 @@ def _model(workdir: Path):
     from recgen.model import Recgen
 
     try:
-        return Recgen.load(workdir / "model")
+        return Recgen.load(Workdir(workdir).model)
     except ArtifactError as exc:
         _fail(f"{exc}. Run `recgen index {workdir}` first.")
 
@@ -65,30 +66,31 @@ def _model(workdir: Path):
 @app.command()
 def ingest(
     workdir: Path = typer.Argument(..., help="Folder for this catalog (created if missing)."),
-    dataset: Optional[Dataset] = typer.Option(None, help="A named layout: 'sample' (generated) or 'movielens' (needs --path)."),
-    path: Optional[Path] = typer.Option(None, help="Data folder of --dataset."),
+    dataset: Optional[Dataset] = typer.Option(None, help=f"A named data set. {_DATASET_HELP}."),
+    path: Optional[Path] = typer.Option(None, help="Data folder of --dataset (for 'sample': where to write it)."),
     items: Optional[Path] = typer.Option(None, help="Items file (CSV/Parquet/JSONL): item_id, title, description, attributes, image_path."),
     reviews: Optional[Path] = typer.Option(None, help="Reviews file: item_id, user_id, rating, text, timestamp."),
     interactions: Optional[Path] = typer.Option(None, help="Interactions file: user_id, item_id, timestamp, rating, event."),
     image_root: Optional[Path] = typer.Option(None, help="Folder relative image paths are resolved against (default: the items file's folder)."),
-    store: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the store (default: sqlite file WORKDIR/recgen.db)."),
+    store: Optional[str] = typer.Option(None, help=f"SQLAlchemy URL of the store (default: sqlite file WORKDIR/{STORE_FILE})."),
     strict: bool = typer.Option(False, help="Store nothing if any row is bad (default: store the good rows, report the bad)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Validate and store items, reviews and interactions (transactional, idempotent).
 
-    Bad rows are listed with file, row and column and written to WORKDIR/bad_rows.csv;
+    Bad rows are listed with file, row and column and written to WORKDIR/bad_rows.csv (see recgen.workdir);
     a failed ingest leaves what was stored before untouched.
     """
     _setup_logging(verbose)
+    import recgen.datasets as datasets
     from recgen.catalog import load_frames
-    from recgen.demo import _load
     from recgen.errors import ValidationError
 
     if dataset is None and items is None and reviews is None and interactions is None:
         _fail("nothing to ingest: give --dataset, or --items/--reviews/--interactions files")
     try:
-        data = _load(dataset.value, path, workdir, 0) if dataset else load_frames(
+        data = datasets.load(dataset.value, path or (workdir / "sample-data" if dataset.value == "sample" else None),
+                             0) if dataset else load_frames(
             items=items, reviews=reviews, interactions=interactions, image_root=image_root)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -97,20 +99,20 @@ def ingest(
             result = st.ingest(data, on_error="raise" if strict else "report")
         except ValidationError as exc:
             if exc.report is not None:
-                exc.report.to_frame().to_csv(workdir / "bad_rows.csv", index=False)
-            _fail(f"{exc}\nnothing was stored (--strict); all bad rows: {workdir / 'bad_rows.csv'}", code=1)
+                exc.report.to_frame().to_csv(Workdir(workdir).bad_rows, index=False)
+            _fail(f"{exc}\nnothing was stored (--strict); all bad rows: {Workdir(workdir).bad_rows}", code=1)
         typer.echo(str(result))
         if result.report:
-            result.report.to_frame().to_csv(workdir / "bad_rows.csv", index=False)
+            result.report.to_frame().to_csv(Workdir(workdir).bad_rows, index=False)
             typer.echo(result.report.format(max_rows=20))
-            typer.echo(f"all bad rows: {workdir / 'bad_rows.csv'}")
+            typer.echo(f"all bad rows: {Workdir(workdir).bad_rows}")
         typer.echo(f"store now holds: {st.counts()}")
 
 
 @app.command()
 def index(
     workdir: Path = typer.Argument(..., help="Folder given to `recgen ingest`."),
-    store: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the store (default WORKDIR/recgen.db)."),
+    store: Optional[str] = typer.Option(None, help=f"SQLAlchemy URL of the store (default WORKDIR/{STORE_FILE})."),
     text_model: Optional[str] = typer.Option(None, help="Local sentence-transformers folder (default: bundled all-MiniLM-L6-v2)."),
     clip_model: Optional[str] = typer.Option(None, help="Local CLIP model (sentence-transformers format) for text+images; no projection is trained."),
     factory: str = typer.Option("auto", help="FAISS index_factory string, or 'auto' (exact below 20k items, IVF above)."),
@@ -133,7 +135,7 @@ def index(
         space = SpaceConfig(text_model=text_model, clip_model=clip_model, device=device,
                             projection=ProjectionConfig(epochs=epochs))
         model = Recgen(space=space, index_factory=factory).fit(st, progress=True)
-    out = model.save(workdir / "model")
+    out = model.save(Workdir(workdir).model)
     typer.echo(f"fitted: {json.dumps(model.fit_info)}")
     typer.echo(f"indexes: {', '.join(f'{m}={ix!r}' for m, ix in model.indexes.items())}")
     typer.echo(f"saved to {out}")
@@ -180,102 +182,9 @@ def search(
 
 
 @app.command()
-def enrich(
-    workdir: Path = typer.Argument(Path("."), help="Saved recgen directory (with model/, and generators/ for "
-                                                   "--blurbs/--previews). Default: the current folder."),
-    input: Path = typer.Option(..., "--input", "-i", help="Candidates (.parquet, .csv, .tsv, .jsonl) with user and item id columns."),
-    output: Path = typer.Option(..., "--output", "-o", help="Enriched file (.parquet or .csv), replaced atomically at the end."),
-    user_col: str = typer.Option("user_id", help="Name of the user id column."),
-    item_col: str = typer.Option("item_id", help="Name of the item id column."),
-    chunk_rows: int = typer.Option(100_000, min=1, help="Rows enriched and written at once (bounds memory)."),
-    blurbs: bool = typer.Option(False, "--blurbs", help="Add recgen_blurb (needs trained generators)."),
-    previews: bool = typer.Option(False, "--previews", help="Add recgen_preview PNG bytes (needs trained generators; slow)."),
-    progress: bool = typer.Option(True, help="Progress bar."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
-) -> None:
-    """Add recgen features (fused/text/image/review similarity, known_user/known_item flags) to a
-    candidates file, streaming in chunks. Resumable: after an interruption, run the same command
-    again and it continues from the last written chunk (no row lost or duplicated)."""
-    _setup_logging(verbose)
-    from recgen.errors import ArtifactError, NotFittedError
-    from recgen_adapters.batch import enrich_file
-    from recgen_adapters.core import Enricher
-
-    try:
-        enricher = Enricher.load(workdir)
-    except ArtifactError as exc:
-        _fail(str(exc))
-    try:
-        result = enrich_file(enricher, input, output, chunk_rows=chunk_rows, user_col=user_col, item_col=item_col,
-                             blurbs=blurbs, previews=previews, progress=progress)
-    except (FileNotFoundError, ValueError, NotFittedError) as exc:
-        _fail(str(exc))
-    typer.echo(str(result))
-
-
-@app.command()
-def serve(
-    workdir: Path = typer.Argument(..., help="Saved recgen directory (model/, optional generators/)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 exposes the service: set API keys)."),
-    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
-    api_key_file: Optional[Path] = typer.Option(None, help="File with accepted API keys, one per line "
-                                                          "(or set RECGEN_API_KEYS=k1,k2). Without keys auth is off."),
-    max_candidates: Optional[int] = typer.Option(None, min=1, max=10_000, help="Candidates per /enrich request (default 10000)."),
-    rate_limit: Optional[float] = typer.Option(None, help="Requests/s per API key (token bucket); default off."),
-    workers: int = typer.Option(1, min=1, help="Worker processes (each loads the model)."),
-    reload_interval: Optional[float] = typer.Option(
-        None, min=0.1, help="Seconds between checks of DIR's manifests; a changed model (e.g. re-saved by "
-                            "`recgen index`) is loaded and swapped in without a restart. Default: only on "
-                            "POST /admin/reload."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
-) -> None:
-    """Serve enrichment, recommendations, search, similar items and previews over HTTP (FastAPI).
-
-    OpenAPI docs at http://HOST:PORT/docs. API keys are never read from the command line
-    (other users can see it in `ps`): use --api-key-file or RECGEN_API_KEYS. A re-saved DIR is
-    picked up without a restart by POST /admin/reload or --reload-interval; every response
-    names the model version that answered it in the X-Recgen-Model-Version header.
-    """
-    import os
-
-    from recgen.errors import ArtifactError, MissingExtraError
-    from recgen_adapters.core import resolve_directory
-
-    try:
-        import uvicorn
-
-        from recgen_adapters.service import config_from_env
-    except (ImportError, MissingExtraError) as exc:
-        _fail(f"{exc}. Fix: pip install 'recgen[serve]'")
-    try:
-        resolve_directory(workdir)
-        env = dict(os.environ)
-        if api_key_file is not None:
-            env["RECGEN_API_KEY_FILE"] = str(api_key_file)
-        config = config_from_env(env, max_candidates=max_candidates, rate_limit=rate_limit,
-                                 reload_interval=reload_interval)
-    except (ArtifactError, ValueError) as exc:
-        _fail(str(exc))
-    if not config.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
-        typer.secho(f"warning: serving on {host} without API keys: anyone who can reach it can use it",
-                    fg=typer.colors.YELLOW, err=True)
-    # the factory reads these in every worker process
-    os.environ["RECGEN_SERVE_DIR"] = str(workdir.resolve())
-    if api_key_file is not None:
-        os.environ["RECGEN_API_KEY_FILE"] = str(api_key_file.resolve())
-    for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit),
-                        ("RECGEN_RELOAD_INTERVAL", reload_interval)):
-        if value is not None:
-            os.environ[name] = str(value)
-    typer.echo(f"serving {workdir} on http://{host}:{port} (docs: /docs, auth: {'on' if config.api_keys else 'off'})")
-    uvicorn.run("recgen_adapters.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
-
-
-@app.command()
 def demo(
-    dataset: Dataset = typer.Option(Dataset.sample, help="'sample' (bundled synthetic shop) or 'movielens' (needs --path)."),
-    path: Optional[Path] = typer.Option(None, help="Data folder (movielens-posters layout for --dataset movielens)."),
+    dataset: DemoDataset = typer.Option("sample", help=f"A named data set with interactions. {_DATASET_HELP}."),
+    path: Optional[Path] = typer.Option(None, help="Data folder of --dataset (for 'sample': where to write it)."),
     out: Path = typer.Option(Path("recgen-demo"), help="Output folder: store, model, metrics.json, report.html."),
     users: int = typer.Option(6, min=1, help="Users shown in the report."),
     seed: int = typer.Option(0, help="Seed of the sample catalog and the evaluation."),
@@ -319,8 +228,8 @@ def evaluate(
 
 @app.command()
 def doctor(
-    workdir: Path = typer.Argument(..., help="Working directory (recgen.db, model/, generators/)."),
-    store: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the store (default WORKDIR/recgen.db)."),
+    workdir: Path = typer.Argument(..., help=f"Working directory ({STORE_FILE}, {MODEL_DIR}/, {GENERATORS_DIR}/)."),
+    store: Optional[str] = typer.Option(None, help=f"SQLAlchemy URL of the store (default WORKDIR/{STORE_FILE})."),
     fix: bool = typer.Option(False, "--fix", help="Remove leftovers of interrupted writes."),
 ) -> None:
     """Check that the store, the model's files (checksums), the FAISS indexes and the items agree.
@@ -343,6 +252,21 @@ def _print_ranking(ids, scores, as_json: bool) -> None:
         return
     for rank, (i, s) in enumerate(zip(ids, scores), 1):
         typer.echo(f"{rank:3d}  {s:7.4f}  {i}")
+
+
+def _add_plugin_commands() -> None:
+    """Commands of plugin packages (``recgen enrich``, ``recgen serve`` from recgen_adapters)."""
+    from recgen.plugins import load_plugins
+
+    taken = {c.name or c.callback.__name__ for c in app.registered_commands}
+    for name, (function, options) in load_plugins().cli_commands.items():
+        if name in taken:
+            logging.getLogger(__name__).warning("plugin command %r clashes with a core command; skipped", name)
+            continue
+        app.command(name=name, **options)(function)
+
+
+_add_plugin_commands()
 
 
 def main() -> None:  # console-script entry point

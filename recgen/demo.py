@@ -1,7 +1,6 @@
 """``recgen demo``: ingest -> embed -> index -> profiles -> recommend -> enrich -> evaluate -> HTML report."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,13 +16,12 @@ from recgen.encoders.cache import EmbeddingCache
 from recgen.evaluation import (
     evaluate_rankings, held_out_alignment, leave_last_n_split, popularity_rankings, random_rankings,
 )
+from recgen.modalities import VECTOR_MODALITIES
 from recgen.model import Recgen
 from recgen.report import thumbnail_data_uri, write_report
+from recgen.workdir import Workdir
 
 log = logging.getLogger(__name__)
-
-DATASETS = ("sample", "movielens")
-
 
 @dataclass
 class DemoResult:
@@ -35,20 +33,6 @@ class DemoResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(dataset: str, path: str | Path | None, out: Path, seed: int) -> CatalogData:
-    if dataset == "sample":
-        from recgen.datasets import make_sample_catalog
-
-        return make_sample_catalog(Path(path) if path else out / "sample-data", seed=seed)
-    if dataset == "movielens":
-        from recgen.catalog import load_movielens_posters
-
-        if path is None:
-            raise ValueError("dataset='movielens' needs path= (the movielens-posters folder, e.g. ../shared/data/movielens-posters)")
-        return load_movielens_posters(path)
-    raise ValueError(f"dataset must be one of {DATASETS}; got {dataset!r}")
-
-
 def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: str | Path = "recgen-demo",
              n_users: int = 6, k: int = 20, seed: int = 0, progress: bool = True, generate: bool = True,
              image_generator: str = "cvae", generator_epochs: int | None = None,
@@ -57,8 +41,9 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
 
     Parameters
     ----------
-    dataset : {"sample", "movielens"}
-        The bundled synthetic shop (default) or MovieLens-100K with posters.
+    dataset : str
+        A data set of :mod:`recgen.datasets` with interactions: ``"sample"`` (the bundled
+        synthetic shop, default) or ``"movielens"`` (MovieLens-100K with posters).
     path : path, optional
         Data folder (required for movielens; for sample, where to write it).
     out : path
@@ -79,13 +64,19 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
     echo : callable
         Where step messages go.
     """
+    import recgen.datasets as datasets
+
     t0 = time.perf_counter()
-    out = Path(out)
+    if dataset not in datasets.names(with_interactions=True):
+        raise ValueError(f"dataset must be one of {list(datasets.names(with_interactions=True))} (the demo ranks "
+                         f"interactions); got {dataset!r}")
+    work = Workdir(out)
+    out = work.root
     out.mkdir(parents=True, exist_ok=True)
-    data = _load(dataset, path, out, seed)
+    data = datasets.load(dataset, path if path is not None or dataset != "sample" else out / "sample-data", seed)
     echo(f"[1/6] loaded {data}")
 
-    store = CatalogStore(out / "recgen.db")
+    store = CatalogStore(work.store)
     result = store.ingest(data)
     echo(f"[2/6] ingested into {store.url}: {result}")
     if result.report:
@@ -105,7 +96,7 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
     echo(f"[3/6] embedded {model.fit_info['n_items']} items ({model.fit_info['with_image']} with images, "
          f"{model.fit_info['with_reviews']} with reviews; newly encoded: {model.fit_info['encoded']}) "
          f"and profiled {model.fit_info['n_users']} users")
-    model_dir = model.save(out / "model")
+    model_dir = model.save(work.model)
 
     # --- evaluation -------------------------------------------------------------------
     users = sorted(test["user_id"].unique().tolist())
@@ -154,9 +145,9 @@ def run_demo(dataset: str = "sample", *, path: str | Path | None = None, out: st
     report_users = _report_users(shown, catalog, train, test, enriched, data, generated)
     subtitle = (f"dataset: {data.name} - {n_items} items, {len(catalog.interactions)} interactions, "
                 f"{len(catalog.reviews)} reviews - model saved to {model_dir} - {time.perf_counter() - t0:.0f}s")
-    report = write_report(out / "report.html", title=f"recgen demo: {data.name}", subtitle=subtitle,
+    report = write_report(work.report, title=f"recgen demo: {data.name}", subtitle=subtitle,
                           tables=tables, users=report_users, plots=plots)
-    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(work.metrics, metrics)
     echo(f"[6/6] report: {report.resolve()}")
     store.close()
     return DemoResult(out_dir=out, report_path=report, model_dir=model_dir, metrics=metrics)
@@ -202,8 +193,8 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
                                             image_overrides=overrides, pairs_per_item=2, seed=seed)
                            ).fit(model, catalog, progress=progress)
     train_s = time.perf_counter() - t
-    gen.save(out / "generators")
-    cache = GenerationCache(out / "recgen.db")
+    gen.save(Workdir(out).generators)
+    cache = GenerationCache(Workdir(out).store)
     pairs = list(zip(cand["user_id"], cand["item_id"]))
     res = gen.generate([u for u, _ in pairs], [i for _, i in pairs], seed=seed, cache=cache)
     echo(f"[gen] trained {image_generator} + grounded blurbs in {train_s:.0f}s; generated {len(pairs)} previews and blurbs")
@@ -279,7 +270,7 @@ def _report_users(shown, catalog: CatalogData, train, test, enriched: pd.DataFra
         cards = []
         for _, r in recs.iterrows():
             feats = [(m, "-" if pd.isna(r[f"recgen_sim_{m}"]) else f"{r[f'recgen_sim_{m}']:.3f}")
-                     for m in ("fused", "text", "image", "review")]
+                     for m in VECTOR_MODALITIES]
             c = card(r["item_id"], feats, hit=r["item_id"] in truth.get(u, set()))
             c["preview"], c["blurb"] = (generated or {}).get((u, r["item_id"]), (None, None))
             cards.append(c)

@@ -10,20 +10,24 @@ Checks, in order (each gives ``ok``, ``warn`` or ``fail`` with the fix in the me
    fewer, and every vector is finite.
 5. ``store vs model``: items ingested after the last ``recgen index`` (not served yet) and
    items the model serves that the store no longer has.
-6. ``leftovers``: temporary files and directories of interrupted atomic writes
-   (``.NAME.*.tmp`` / ``.NAME.*.old``); ``fix=True`` removes them. They never affect the live
-   artefacts (writes are renamed into place only when complete), they only take disk space.
-   Loading a saved directory already removes the leftovers of its own killed saves (see
-   :func:`recgen._io.recover_directory`), so what is reported here is what no load touched.
+6. ``leftovers``: temporary files and directories of interrupted atomic writes, by the same
+   rule and under the same folder locks as :mod:`recgen._io` (``.NAME.`` + 8 random characters +
+   ``.tmp``, or a ``.old`` folder); ``fix=True`` recovers them exactly as the next load or save
+   would (:func:`recgen._io.remove_leftovers`). They never affect the live artefacts (writes
+   are renamed into place only when complete), they only take disk space. The temp folder of
+   a save in progress is locked and never listed nor removed, and a user's own file that only
+   looks similar (``.notes.2024.old``) is not a leftover.
 7. ``batch jobs``: unfinished resumable enrichment jobs (``*.parts`` folders).
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from recgen._io import find_leftovers, remove_leftovers
+from recgen.workdir import BATCH_JOB_FILE, BATCH_PARTS_SUFFIX, MANIFEST_FILE, Workdir
 
 __all__ = ["Check", "diagnose"]
 
@@ -38,14 +42,6 @@ class Check:
 
     def __str__(self) -> str:
         return f"[{self.status.upper():4}] {self.name}: {self.detail}"
-
-
-def _leftovers(workdir: Path) -> list[Path]:
-    found = []
-    for p in workdir.rglob(".*"):
-        if p.name.endswith((".tmp", ".old")) and p.name.count(".") >= 2:
-            found.append(p)
-    return sorted(found)
 
 
 def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = False) -> list[Check]:
@@ -67,12 +63,13 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
     from recgen.errors import ArtifactError
 
     workdir = Path(workdir)
+    work = Workdir(workdir)
     if not workdir.is_dir():
         return [Check("workdir", "fail", f"{workdir} is not a directory")]
     checks: list[Check] = []
 
     store_items: set[str] | None = None
-    db = workdir / "recgen.db"
+    db = work.store
     if store_url or db.exists():
         from recgen.catalog import CatalogStore
 
@@ -87,7 +84,7 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
         checks.append(Check("store", "warn", f"no store at {db} (pass --store URL if it lives elsewhere)"))
 
     model = None
-    mdir = workdir / "model"
+    mdir = work.model
     if not mdir.exists():
         checks.append(Check("model", "warn", f"no model at {mdir}: run `recgen index {workdir}`"))
     else:
@@ -101,13 +98,13 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
         except (ArtifactError, OSError, ValueError) as exc:
             checks.append(Check("model", "fail", f"{exc}. Fix: run `recgen index {workdir}` to rebuild it"))
 
-    gdir = workdir / "generators"
+    gdir = work.generators
     if gdir.exists():
         from recgen._io import read_manifest
 
         try:
             read_manifest(gdir, kind=_manifest_kind(gdir), verify=True)
-            for sub in sorted(p for p in gdir.iterdir() if p.is_dir() and (p / "manifest.json").exists()):
+            for sub in sorted(p for p in gdir.iterdir() if p.is_dir() and (p / MANIFEST_FILE).exists()):
                 read_manifest(sub, kind=_manifest_kind(sub), verify=True)
             checks.append(Check("generators", "ok", "checksums verified"))
         except (ArtifactError, OSError, ValueError) as exc:
@@ -137,19 +134,18 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
             else:
                 checks.append(Check("store vs model", "ok", f"the model serves exactly the {len(served)} stored items"))
 
-    left = _leftovers(workdir)
+    left = find_leftovers(workdir)
     if left:
         if fix:
-            for p in left:
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-            checks.append(Check("leftovers", "ok", f"removed {len(left)} leftovers of interrupted writes"))
+            left = remove_leftovers(workdir)
+            checks.append(Check("leftovers", "ok", f"cleaned up {len(left)} leftover(s) of interrupted writes"))
         else:
-            checks.append(Check("leftovers", "warn", f"{len(left)} leftovers of interrupted writes (harmless, "
+            checks.append(Check("leftovers", "warn", f"{len(left)} leftover(s) of interrupted writes (harmless, "
                                                      f"e.g. {left[0].name}); `recgen doctor --fix` removes them"))
     else:
         checks.append(Check("leftovers", "ok", "no leftovers of interrupted writes"))
 
-    parts = sorted(p for p in workdir.rglob("*.parts") if (p / "_job.json").exists())
+    parts = sorted(p for p in workdir.rglob(f"*{BATCH_PARTS_SUFFIX}") if (p / BATCH_JOB_FILE).exists())
     if parts:
         checks.append(Check("batch jobs", "warn", f"{len(parts)} unfinished enrichment job(s), e.g. {parts[0]}: "
                                                   f"re-run the same `recgen enrich` command to resume"))
@@ -160,6 +156,6 @@ def _manifest_kind(directory: Path) -> str | None:
     import json
 
     try:
-        return json.loads((directory / "manifest.json").read_text(encoding="utf-8")).get("kind")
+        return json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8")).get("kind")
     except (OSError, ValueError):
         return None

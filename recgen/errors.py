@@ -7,10 +7,7 @@ written against the builtins keeps working.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from recgen.catalog.schema import ValidationReport
+from typing import Any
 
 
 class RecgenError(Exception):
@@ -22,11 +19,12 @@ class ValidationError(RecgenError, ValueError):
 
     Attributes
     ----------
-    report : ValidationReport
-        Every bad row found, with source file, row number, column and reason.
+    report : recgen.catalog.schema.ValidationReport or None
+        Every bad row found, with source file, row number, column and reason. (Not imported
+        here: this module is the bottom of the package and imports nothing from recgen.)
     """
 
-    def __init__(self, message: str, report: "ValidationReport | None" = None):
+    def __init__(self, message: str, report: Any = None):
         super().__init__(message)
         self.report = report
 

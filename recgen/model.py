@@ -15,15 +15,17 @@ from recgen._io import load_consistent, read_manifest, save_directory, write_man
 from recgen.catalog.data import CatalogData
 from recgen.encoders.cache import EmbeddingCache
 from recgen.encoders.space import ItemVectors, MultimodalSpace, SpaceConfig
-from recgen.enrich import FEATURE_MODALITIES, enrich_candidates
+from recgen.features import FEATURE_MODALITIES, enrich_candidates
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
 from recgen.index.item_index import ItemIndex
+from recgen.modalities import VECTOR_MODALITIES
 from recgen.profiles import ProfileConfig, UserProfiles
 
 log = logging.getLogger(__name__)
 
 _KIND = "recgen-model"
-INDEX_MODALITIES = ("fused", "text", "image", "review")
+#: One FAISS index per vector modality the catalog has.
+INDEX_MODALITIES = VECTOR_MODALITIES
 
 
 def _writer(method):
@@ -277,7 +279,7 @@ class Recgen:
 
     def enrich(self, candidates: pd.DataFrame, *, user_col: str = "user_id", item_col: str = "item_id",
                prefix: str = "recgen_", modalities: Sequence[str] = FEATURE_MODALITIES) -> pd.DataFrame:
-        """Add similarity features to a candidate frame; see :func:`recgen.enrich.enrich_candidates`."""
+        """Add similarity features to a candidate frame; see :func:`recgen.features.enrich_candidates`."""
         self._check()
         return enrich_candidates(candidates, items=self.items, profiles=self.profiles, user_col=user_col,
                                  item_col=item_col, prefix=prefix, modalities=modalities)

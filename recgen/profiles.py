@@ -13,6 +13,7 @@ from recgen._io import atomic_save_npy, load_npy
 from recgen.encoders.base import l2_normalize
 from recgen.encoders.space import ItemVectors
 from recgen.errors import NotFittedError, UnknownIdError
+from recgen.ids import id_strings
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,11 @@ class UserProfiles:
         if missing:
             raise ValueError(f"interactions is missing columns {sorted(missing)}; has {list(interactions.columns)}")
         df = interactions.reset_index(drop=True)
-        users = df["user_id"].astype(str)
+        users = pd.Series(id_strings(df["user_id"]))
         user_codes, user_ids = pd.factorize(users, sort=True)
         self.user_ids_ = np.asarray(user_ids, dtype=object)
         self._row_of = pd.Index(self.user_ids_)
-        item_rows = pd.Index(items.ids).get_indexer(df["item_id"].astype(str))
+        item_rows = pd.Index(items.ids).get_indexer(id_strings(df["item_id"]))
         known = item_rows >= 0
         self.n_unknown_items_ = int((~known).sum())
         w = self._weights(df, user_codes)
@@ -93,7 +94,7 @@ class UserProfiles:
             self.vectors_[m], self.present_[m] = acc, present
         # seen items as CSR over users (sorted by user code)
         order = np.argsort(user_codes, kind="stable")
-        self._seen_items = df["item_id"].astype(str).to_numpy(dtype=object)[order]
+        self._seen_items = np.asarray(id_strings(df["item_id"]), dtype=object)[order]
         self._seen_ptr = np.concatenate([[0], np.cumsum(np.bincount(user_codes, minlength=n_users))])
         self.interests_ = {}
         if self.config.n_interests > 1:

@@ -61,7 +61,7 @@ def saved_workdir(sample, sample_store, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def candidates(sample) -> "pd.DataFrame":
+def candidates(sample):
     """Candidate rows with known, unknown and missing ids, an int column and a duplicate pair."""
     import numpy as np
     import pandas as pd

@@ -236,7 +236,7 @@ class BatchOp:
     """``enrich_file`` over 600 candidates in chunks of 100; the output is replaced at the end."""
 
     def __init__(self, args):
-        from recgen_adapters import Enricher
+        from recgen import Enricher
 
         self.enricher = Enricher.load(args.model)
         model = self.enricher.model

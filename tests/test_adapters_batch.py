@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgen_adapters import Enricher
+from recgen import Enricher
 from recgen_adapters.batch import enrich_file, iter_chunks
 
 

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from recgen.errors import ArtifactError, NotFittedError
-from recgen_adapters import Enricher, RecgenFeatures
-from recgen_adapters.core import resolve_directory
+from recgen import Enricher
+from recgen_adapters import RecgenFeatures
+from recgen.workdir import resolve_directory
 
 FEATS = ["recgen_sim_fused", "recgen_sim_text", "recgen_sim_image", "recgen_sim_review",
          "recgen_known_user", "recgen_known_item"]

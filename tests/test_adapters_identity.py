@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recgen_adapters import Enricher, RecgenFeatures
+from recgen import Enricher
+from recgen_adapters import RecgenFeatures
 
 SIMS = ["recgen_sim_fused", "recgen_sim_text", "recgen_sim_image", "recgen_sim_review"]
 FLAGS = ["recgen_known_user", "recgen_known_item"]

@@ -7,8 +7,9 @@ import pytest
 
 from recgen.errors import NotFittedError
 from recgen.evaluation.ranking import leave_last_n_split, ndcg_at_k
-from recgen_adapters import Enricher
-from recgen_adapters.rerank import LearnedReranker, candidates_from_frame, candidates_from_implicit
+from recgen import Enricher
+from recgen.interop import candidates_from_frame, candidates_from_implicit
+from recgen_adapters.rerank import LearnedReranker
 
 
 def test_candidates_from_implicit_shapes_padding_and_ids():

@@ -11,7 +11,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from recgen_adapters import Enricher  # noqa: E402
+from recgen import Enricher  # noqa: E402
 from recgen_adapters.service import ServiceConfig, create_app  # noqa: E402
 
 KEY = "test-key-0123456789"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from recgen.catalog import CatalogStore, load_movielens_posters
+from recgen.catalog import CatalogStore
+from recgen.datasets import load_movielens_posters
 from recgen.encoders import EmbeddingCache, MultimodalSpace
 from recgen.evaluation import held_out_alignment
 

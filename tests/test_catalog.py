@@ -16,15 +16,14 @@ from recgen.catalog import (
     CatalogStore,
     IngestResult,
     ValidationReport,
-    load_clothing_reviews,
     load_frames,
-    load_movielens_posters,
     read_table,
     validate_interactions,
     validate_items,
     validate_reviews,
 )
 from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS
+from recgen.datasets import load_clothing_reviews, load_movielens_posters
 from recgen.errors import UnknownIdError, ValidationError
 
 

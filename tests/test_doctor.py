@@ -47,14 +47,15 @@ def test_index_drift_and_leftovers_and_cli(workdir):
     model = Recgen.load(workdir / "model")
     model.indexes["fused"].remove([model.items.ids[0]])      # an index out of step with the items
     model.save(workdir / "model")
-    (workdir / ".model.abc123.tmp").mkdir()                   # what a killed save leaves behind
+    # what a killed write leaves behind (not of the model: loading the model recovers its own)
+    (workdir / ".metrics.json.abc12345.tmp").write_text("{")
     checks = diagnose(workdir)
     st = _status(checks)
     assert st["indexes"] == "fail" and st["leftovers"] == "warn"
     assert "1 items missing from the index" in next(c.detail for c in checks if c.name == "indexes")
     res = CliRunner().invoke(app, ["doctor", str(workdir), "--fix"])
-    assert res.exit_code == 1 and "removed 1 leftovers" in res.output
-    assert not (workdir / ".model.abc123.tmp").exists()
+    assert res.exit_code == 1 and "cleaned up 1 leftover(s)" in res.output
+    assert not (workdir / ".metrics.json.abc12345.tmp").exists()
 
 
 def test_store_ahead_of_model_warns(workdir, sample):
@@ -66,3 +67,52 @@ def test_store_ahead_of_model_warns(workdir, sample):
     checks = diagnose(workdir)
     assert _status(checks)["store vs model"] == "warn"
     assert "1 stored items are not served yet" in next(c.detail for c in checks if c.name == "store vs model")
+
+
+def test_fix_never_touches_a_save_in_progress(workdir):
+    """Regression (issue 12): `doctor --fix` deleted the temp folder of a running save."""
+    import threading
+
+    from recgen._io import save_directory
+
+    started, release = threading.Event(), threading.Event()
+    seen: list = []
+
+    def writer(tmp):
+        (tmp / "part.bin").write_bytes(b"first half")
+        seen.append(tmp)
+        started.set()
+        assert release.wait(30)
+        (tmp / "part2.bin").write_bytes(b"second half")
+
+    t = threading.Thread(target=lambda: save_directory(workdir / "artefact", writer))
+    t.start()
+    try:
+        assert started.wait(30)
+        tmp = seen[0]
+        checks = diagnose(workdir, fix=True)
+        assert tmp.is_dir() and (tmp / "part.bin").is_file(), "doctor --fix removed a save in progress"
+        assert _status(checks)["leftovers"] == "ok", [str(c) for c in checks]
+    finally:
+        release.set()
+        t.join(30)
+    assert (workdir / "artefact" / "part2.bin").read_bytes() == b"second half"
+    assert not tmp.exists()
+
+
+def test_fix_keeps_user_files_that_only_look_like_leftovers(workdir):
+    """Regression (issue 12): `doctor --fix` deleted a user's own ``.notes.2024.old``."""
+    own = [workdir / ".notes.2024.old", workdir / ".notes.20241231.old", workdir / "model.old", workdir / ".x.tmp"]
+    for p in own:
+        p.write_text("mine")
+    real = workdir / ".other-model.k3j9x0qa.old"    # an old version a killed save moved aside
+    real.mkdir()
+    (real / "manifest.json").write_text("{}")
+    checks = diagnose(workdir)
+    leftovers = next(c for c in checks if c.name == "leftovers")
+    assert leftovers.status == "warn" and "1 leftover" in leftovers.detail, leftovers
+    diagnose(workdir, fix=True)
+    assert all(p.read_text() == "mine" for p in own)
+    # its target is missing: a kill between the fallback's two renames, so it is put back (as a load would)
+    assert not real.exists() and (workdir / "other-model" / "manifest.json").is_file()
+    assert _status(diagnose(workdir))["leftovers"] == "ok"

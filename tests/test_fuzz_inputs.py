@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from recgen.catalog import CatalogStore, load_clothing_reviews, load_movielens_posters, read_table
+from recgen.catalog import CatalogStore, read_table
+from recgen.datasets import load_clothing_reviews, load_movielens_posters
 from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS
 from recgen.catalog.schema import (
     MAX_IMAGE_PIXELS,

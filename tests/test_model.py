@@ -145,7 +145,7 @@ def test_enrich_value_does_not_depend_on_the_batch(model, sample):
 def test_enrich_rounding_boundary_pair_is_batch_independent():
     """Vectors whose dot product sits on a float32 rounding boundary (found in review: a BLAS
     path and a row path disagreed on them) give one value alone and inside a batch."""
-    from recgen.enrich import enrich_candidates
+    from recgen.features import enrich_candidates
     from recgen.encoders.space import ItemVectors
 
     class Profiles:  # the part of UserProfiles enrich_candidates uses
@@ -171,7 +171,7 @@ def test_enrich_rounding_boundary_pair_is_batch_independent():
 
 
 def test_enrich_keeps_overwritten_columns_in_place_and_odd_ids(model):
-    from recgen.enrich import id_strings
+    from recgen.ids import id_strings
 
     u = model.profiles.user_ids_[0]
     cand = pd.DataFrame({"user_id": [u], "recgen_sim_fused": [9.0], "item_id": ["SKU-0001"], "score": [1.0]})
@@ -194,7 +194,7 @@ def test_enrich_errors_name_the_problem(model):
 
 
 def test_enrich_int_ids_match_string_ids():
-    from recgen.enrich import id_strings
+    from recgen.ids import id_strings
 
     assert list(id_strings(pd.Series([1, 2]))) == ["1", "2"]
     assert list(id_strings(pd.Series([1.0, np.nan, 2.5]))) == ["1", "", "2.5"]

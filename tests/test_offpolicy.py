@@ -94,7 +94,7 @@ def test_off_policy_coverage_for_a_recgen_ranking(sample, saved_workdir):
     """
     import pandas as pd
 
-    from recgen_adapters import Enricher
+    from recgen import Enricher
 
     enricher = Enricher.load(saved_workdir)
     users, items = sample.users["user_id"].astype(str), sample.items["item_id"].astype(str)

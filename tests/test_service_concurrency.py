@@ -29,8 +29,8 @@ httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from recgen import Recgen  # noqa: E402
-from recgen_adapters import Enricher  # noqa: E402
-from recgen_adapters.core import directory_version  # noqa: E402
+from recgen import Enricher  # noqa: E402
+from recgen.workdir import directory_version  # noqa: E402
 from recgen_adapters.service import MODEL_VERSION_HEADER, ServiceConfig, create_app  # noqa: E402
 from recgen_adapters.testing import free_port  # noqa: E402
 

@@ -21,7 +21,7 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
-from recgen_adapters import Enricher  # noqa: E402
+from recgen import Enricher  # noqa: E402
 from recgen_adapters.service import MAX_ID_LENGTH, MAX_K, ServiceConfig, create_app  # noqa: E402
 
 KEY = "fuzz-key-0123456789"

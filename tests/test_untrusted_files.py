@@ -73,7 +73,7 @@ def test_no_pickle_in_any_load_path():
 # -- every saved artefact of a working directory ----------------------------------------------
 
 def _load_all(workdir: Path) -> None:
-    from recgen_adapters import Enricher
+    from recgen import Enricher
 
     Enricher.load(workdir)  # model + generators, every manifest verified
 

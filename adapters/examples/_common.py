@@ -11,12 +11,12 @@ import pandas as pd  # noqa: E402
 
 from recgen import CatalogData, CatalogStore, EmbeddingCache, Recgen  # noqa: E402
 from recgen.evaluation.ranking import leave_last_n_split, ndcg_at_k, recall_at_k  # noqa: E402
-from recgen_adapters import Enricher  # noqa: E402
+from recgen import Enricher  # noqa: E402
 
 
 def load(movielens: str | None, workdir: Path) -> tuple[CatalogData, CatalogStore]:
     """The bundled sample catalog (default) or MovieLens posters, ingested into a store (embedding cache)."""
-    from recgen.catalog import load_movielens_posters
+    from recgen.datasets import load_movielens_posters
     from recgen.datasets import make_sample_catalog
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ from _common import fit_recgen, load, report, split
 
 from recgen._io import atomic_path
 from recgen.catalog import read_table
-from recgen_adapters.rerank import LearnedReranker, candidates_from_frame
+from recgen.interop import candidates_from_frame
+from recgen_adapters.rerank import LearnedReranker
 
 
 def cooccurrence_candidates(history: pd.DataFrame, users: list[str], n: int) -> pd.DataFrame:

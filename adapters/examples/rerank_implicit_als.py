@@ -20,26 +20,18 @@ import numpy as np
 import pandas as pd
 from _common import fit_recgen, load, report, split
 
-from recgen_adapters.rerank import LearnedReranker, candidates_from_implicit, user_item_matrix
+from recgen.interop import implicit_candidates, implicit_model
+from recgen_adapters.rerank import LearnedReranker
 
 
 def cf_candidates(interactions: pd.DataFrame, users: list[str], items: np.ndarray, *, model: str, n: int,
                   seed: int) -> pd.DataFrame:
     """Fit implicit's ALS/BPR on ``interactions`` and return its top-``n`` unseen items per user."""
-    import implicit
-
-    ui, u_index = user_item_matrix(interactions.astype({"user_id": str, "item_id": str}), items)
-    if model == "als":
-        cf = implicit.cpu.als.AlternatingLeastSquares(factors=64, regularization=0.05, iterations=15, random_state=seed)
-    else:
-        cf = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64, iterations=100, random_state=seed, num_threads=1)
-    cf.fit(ui, show_progress=False)
-    known = [u for u in users if u in u_index]
-    if not known:
+    cands = implicit_candidates(implicit_model(model, seed=seed), interactions.astype({"user_id": str, "item_id": str}),
+                                users, items, n=n)
+    if cands.empty:
         raise SystemExit("none of the users to rank has a history the CF model was fitted on")
-    user_rows = np.array([u_index[u] for u in known], dtype=np.int64)
-    ids, scores = cf.recommend(user_rows, ui[user_rows], N=n, filter_already_liked_items=True)
-    return candidates_from_implicit(known, ids, scores, item_ids=items)
+    return cands
 
 
 def main(argv: list[str] | None = None) -> None:

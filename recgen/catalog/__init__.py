@@ -1,6 +1,6 @@
-"""Catalog: schemas, validation, loaders and the SQLAlchemy store."""
+"""Catalog: schemas, validation, file loaders and the SQLAlchemy store (named data sets: :mod:`recgen.datasets`)."""
 from recgen.catalog.data import CatalogData
-from recgen.catalog.loaders import load_clothing_reviews, load_frames, load_movielens_posters, read_table
+from recgen.catalog.loaders import load_frames, read_table
 from recgen.catalog.schema import (
     BadRow,
     ValidationReport,
@@ -18,8 +18,6 @@ __all__ = [
     "ValidationReport",
     "read_table",
     "load_frames",
-    "load_movielens_posters",
-    "load_clothing_reviews",
     "validate_items",
     "validate_reviews",
     "validate_interactions",

@@ -31,6 +31,7 @@ import pandas as pd
 from recgen._io import sha256_file
 from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS
 from recgen.errors import ValidationError
+from recgen.ids import id_string
 
 __all__ = [
     "BadRow",
@@ -244,24 +245,12 @@ def _to_text(v: Any) -> tuple[str | None, str | None]:
 
 
 def _to_id(v: Any) -> tuple[str | None, str | None]:
-    """Ids: strings (stripped) or integral numbers (42 and 42.0 -> "42")."""
+    """Ids: strings (stripped) or integral numbers (42 and 42.0 -> "42"); see :func:`recgen.ids.id_string`."""
     if isinstance(v, str):
         why = _text_problem(v)
         if why is not None:
             return None, why
-        return v.strip() or None, None
-    if _is_missing(v):
-        return None, None
-    if isinstance(v, (bool, np.bool_)):
-        return None, f"expected a string or integer id, got {type(v).__name__}"
-    if isinstance(v, numbers.Integral):
-        return str(int(v)), None
-    if isinstance(v, numbers.Real):
-        f = float(v)
-        if math.isfinite(f) and f.is_integer():
-            return str(int(f)), None
-        return None, f"expected a string or integer id, got {f!r}"
-    return None, f"expected a string or integer id, got {type(v).__name__}"
+    return id_string(v)
 
 
 def _column_values(df: pd.DataFrame, column: str) -> np.ndarray:

@@ -105,7 +105,6 @@ class ImageProjection:
             The loss became NaN/inf.
         """
         import torch
-        import torch.nn.functional as F
 
         x = np.asarray(image_features, dtype=np.float32)
         y = np.asarray(text_vectors, dtype=np.float32)

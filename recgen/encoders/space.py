@@ -23,10 +23,12 @@ from recgen.encoders.base import l2_normalize
 from recgen.encoders.cache import EmbeddingCache, cached_encode, content_key, file_key
 from recgen.encoders.projection import ImageProjection, ProjectionConfig
 from recgen.errors import ArtifactError, NotFittedError
+from recgen.ids import id_strings
+from recgen.modalities import SOURCE_MODALITIES, default_fusion_weights
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("text", "image", "review")
+MODALITIES = SOURCE_MODALITIES  # the vectors encoded from an item's own data (recgen.modalities)
 _KIND = "multimodal-space"
 
 
@@ -56,7 +58,7 @@ class SpaceConfig:
     text_model: str | None = None
     clip_model: str | None = None
     image_size: int = 224
-    fusion_weights: dict[str, float] = field(default_factory=lambda: {"text": 1.0, "image": 1.0, "review": 0.5})
+    fusion_weights: dict[str, float] = field(default_factory=default_fusion_weights)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     batch_size: int = 64
     device: str | None = None
@@ -273,7 +275,7 @@ class MultimodalSpace:
     # ---------------------------------------------------------------- items
     def _encode_catalog(self, catalog: CatalogData, cache: EmbeddingCache | None, progress: bool):
         items = catalog.items.reset_index(drop=True)
-        ids = items["item_id"].astype(str).to_numpy(dtype=object)
+        ids = np.asarray(id_strings(items["item_id"]), dtype=object)
         n = len(ids)
         steps = _Progress(progress, total=3)
         texts = [item_text(t, d, a) for t, d, a in zip(items["title"], items["description"], items["attributes"])]
@@ -319,7 +321,7 @@ class MultimodalSpace:
         has = np.zeros(len(ids), dtype=bool)
         if reviews is None or not len(reviews):
             return out, has
-        row_of = pd.Index(ids).get_indexer(reviews["item_id"].astype(str))
+        row_of = pd.Index(ids).get_indexer(id_strings(reviews["item_id"]))
         keep = row_of >= 0
         texts = reviews["text"].astype(str).to_numpy(dtype=object)[keep].tolist()
         if not texts:

@@ -3,7 +3,8 @@
 Example config (every key but ``[[variants]]`` has a default)::
 
     [data]
-    dataset = "sample"            # "sample" (bundled), "movielens" (needs path) or "files"
+    dataset = "sample"            # a recgen.datasets name with interactions ("sample", "movielens": needs path)
+                                  # or "files"
     # path = "../shared/data/movielens-posters"
     # items = "items.csv"; interactions = "events.parquet"; reviews = "reviews.csv"   (dataset = "files")
     # store = "cache/ml.db"       # SQLite store of THIS dataset only, reused as the embedding cache
@@ -56,14 +57,11 @@ import pandas as pd
 
 from recgen._io import atomic_path, atomic_write_json, library_versions
 from recgen.evaluation.compare import compare_rankings
-from recgen.evaluation.ranking import global_time_split, leave_last_n_split, popularity_rankings, random_split
+from recgen.evaluation.ranking import global_time_split, leave_last_n_split, random_split
+from recgen.datasets import names as dataset_names
+from recgen.evaluation.variants import VariantContext, variant_kinds
 
-__all__ = ["load_config", "run_evaluation", "EvaluationResult", "VARIANT_KINDS"]
-
-VARIANT_KINDS = ("popularity", "random", "recgen", "als", "bpr", "als+recgen")
-_CF_OPTIONS = {"factors", "regularization", "iterations"}
-_VARIANT_OPTIONS = {"popularity": set(), "random": set(), "recgen": set(), "als": _CF_OPTIONS, "bpr": _CF_OPTIONS,
-                    "als+recgen": _CF_OPTIONS | {"candidates"}}
+__all__ = ["load_config", "run_evaluation", "EvaluationResult"]
 _SECTIONS = {"data": {"dataset", "path", "items", "interactions", "reviews", "image_root", "store"},
              "split": {"kind", "test_fraction", "val_fraction", "n"},
              "evaluation": {"k", "seed", "n_boot", "baseline", "short_history", "examples", "generate",
@@ -106,27 +104,30 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if bad:
             raise ValueError(f"{path}: unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
         cfg[section] = {**_DEFAULTS[section], **given}
+    kinds = variant_kinds()
     variants = raw.get("variants")
     if not variants:
-        raise ValueError(f"{path}: declare at least one [[variants]] with name and kind ({', '.join(VARIANT_KINDS)})")
+        raise ValueError(f"{path}: declare at least one [[variants]] with name and kind ({', '.join(kinds)})")
     names = set()
     for n, v in enumerate(variants):
         if "name" not in v or "kind" not in v:
             raise ValueError(f"{path}: variant #{n + 1} needs name and kind; got {v}")
-        if v["kind"] not in VARIANT_KINDS:
-            raise ValueError(f"{path}: variant {v['name']!r} has kind {v['kind']!r}; kinds: {', '.join(VARIANT_KINDS)}")
+        if v["kind"] not in kinds:
+            raise ValueError(f"{path}: variant {v['name']!r} has kind {v['kind']!r}; kinds: {', '.join(kinds)}")
         if v["name"] in names:
             raise ValueError(f"{path}: two variants are named {v['name']!r}")
-        extra = set(v) - {"name", "kind"} - _VARIANT_OPTIONS[v["kind"]]
+        allowed = kinds[v["kind"]].options
+        extra = set(v) - {"name", "kind"} - allowed
         if extra:
             raise ValueError(f"{path}: variant {v['name']!r} ({v['kind']}) has unknown option(s) {sorted(extra)}; "
-                             f"allowed: {sorted(_VARIANT_OPTIONS[v['kind']]) or 'none'}")
+                             f"allowed: {sorted(allowed) or 'none'}")
         names.add(v["name"])
     cfg["variants"] = variants
     if cfg["split"]["kind"] not in ("global_time", "leave_last_n", "random"):
         raise ValueError(f"{path}: [split] kind must be global_time, leave_last_n or random; got {cfg['split']['kind']!r}")
-    if cfg["data"]["dataset"] not in ("sample", "movielens", "files"):
-        raise ValueError(f"{path}: [data] dataset must be sample, movielens or files; got {cfg['data']['dataset']!r}")
+    allowed = [*dataset_names(with_interactions=True), "files"]
+    if cfg["data"]["dataset"] not in allowed:
+        raise ValueError(f"{path}: [data] dataset must be one of {allowed}; got {cfg['data']['dataset']!r}")
     base = cfg["evaluation"]["baseline"]
     if base is not None and base not in names:
         raise ValueError(f"{path}: baseline {base!r} is not a variant name ({sorted(names)})")
@@ -135,18 +136,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def _load_data(cfg: dict[str, Any], out: Path):
-    from recgen.catalog import CatalogStore, load_movielens_posters
-    from recgen.datasets import make_sample_catalog
+    import recgen.datasets as datasets
+    from recgen.catalog import CatalogStore
 
     data = cfg["data"]
     root = Path(cfg.get("_dir", "."))
-    if data["dataset"] == "sample":
-        catalog = make_sample_catalog(out / "sample", seed=cfg["evaluation"]["seed"])
-    elif data["dataset"] == "movielens":
-        if "path" not in data:
-            raise ValueError("[data] dataset = 'movielens' needs path = the movielens-posters folder")
-        catalog = load_movielens_posters(root / data["path"])
-    else:
+    if data["dataset"] == "files":
         from recgen.catalog import load_frames
 
         if "items" not in data or "interactions" not in data:
@@ -154,6 +149,12 @@ def _load_data(cfg: dict[str, Any], out: Path):
         catalog = load_frames(items=root / data["items"], interactions=root / data["interactions"],
                               reviews=root / data["reviews"] if "reviews" in data else None,
                               image_root=root / data["image_root"] if "image_root" in data else None)
+    else:
+        spec = datasets.DATASETS[data["dataset"]]
+        if spec.needs_path and "path" not in data:
+            raise ValueError(f"[data] dataset = {spec.name!r} needs path = {spec.path_help}")
+        path = root / data["path"] if "path" in data else out / "sample"
+        catalog = datasets.load(spec.name, path, seed=cfg["evaluation"]["seed"])
     # one store per dataset (and sample seed): a store only ever adds rows, so sharing one between
     # datasets would evaluate on their union. It doubles as the embedding cache across runs.
     default = out / (f"store-sample-seed{cfg['evaluation']['seed']}.db" if data["dataset"] == "sample"
@@ -201,34 +202,6 @@ def _reviews_known_by(reviews: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame
     return reviews[anon.to_numpy() | np.asarray(mine, dtype=bool)]
 
 
-def _implicit_candidates(kind: str, opts: dict[str, Any], history: pd.DataFrame, users, items, n: int, seed: int):
-
-    from recgen.errors import missing_extra
-
-    try:
-        import implicit
-    except ImportError as exc:
-        raise missing_extra("implicit", "pip install 'recgen[cf]'", f"the {kind!r} variant") from exc
-    from recgen_adapters.rerank import candidates_from_implicit, user_item_matrix
-
-    ui, u_index = user_item_matrix(history, items)
-    if kind == "bpr":
-        model = implicit.cpu.bpr.BayesianPersonalizedRanking(factors=opts.get("factors", 64),
-                                                             iterations=opts.get("iterations", 100), random_state=seed,
-                                                             num_threads=1)  # multithreaded BPR is not reproducible
-    else:
-        model = implicit.cpu.als.AlternatingLeastSquares(factors=opts.get("factors", 64),
-                                                         regularization=opts.get("regularization", 0.05),
-                                                         iterations=opts.get("iterations", 15), random_state=seed)
-    model.fit(ui, show_progress=False)
-    known = [u for u in users if u in u_index]
-    if not known:
-        return pd.DataFrame(columns=["user_id", "item_id", "score", "cf_rank"])
-    rows = np.array([u_index[u] for u in known], dtype=np.int64)
-    ids, scores = model.recommend(rows, ui[rows], N=n, filter_already_liked_items=True)
-    return candidates_from_implicit(known, ids, scores, item_ids=items)
-
-
 def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epochs: int, seed: int, echo):
     """Train preview + blurb generators on the training interactions; generate for the example cards."""
     from recgen.catalog import CatalogData
@@ -248,15 +221,12 @@ def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epoc
                 res.blurbs[n] if res.blurbs is not None else None) for n, p in enumerate(pairs)}
 
 
-def _lists(cands: pd.DataFrame, col: str, k: int) -> dict[str, list[str]]:
-    c = cands.sort_values(["user_id", col], kind="stable")
-    return {u: g["item_id"].tolist()[:k] for u, g in c.groupby("user_id", sort=False)}
-
-
 def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
                    echo: Callable[[str], None] = print) -> EvaluationResult:
     """Run every variant on the configured split and write ``report.html``, ``results.json``, ``results.csv``."""
-    from recgen import CatalogData, EmbeddingCache, Recgen
+    from recgen.catalog import CatalogData
+    from recgen.encoders import EmbeddingCache
+    from recgen.model import Recgen
     from recgen.report import interval_plot_svg, thumbnail_data_uri, write_report
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
@@ -290,31 +260,12 @@ def run_evaluation(config: dict[str, Any] | str | Path, out: str | Path, *,
             return fitted[name]
 
         lists: dict[str, dict[str, list[str]]] = {}
+        kinds = variant_kinds()
+        ctx = VariantContext(catalog=catalog, train=train, val=val, test=test, history=history, users=users,
+                             items=items, k=k, seed=seed, recgen_on=recgen_on, echo=echo)
         for v in cfg["variants"]:
-            kind, name = v["kind"], v["name"]
-            if kind == "popularity":
-                lists[name] = popularity_rankings(history, users, k)
-            elif kind == "random":
-                from recgen.evaluation.ranking import random_rankings
-
-                lists[name] = random_rankings(items, history, users, k, seed=seed)
-            elif kind == "recgen":
-                ids, _ = recgen_on("all", history).recommend_batch(users, k=k)
-                lists[name] = {u: [i for i in row if i] for u, row in zip(users, ids)}
-            elif kind in ("als", "bpr"):
-                lists[name] = _lists(_implicit_candidates(kind, v, history, users, items, k, seed), "cf_rank", k)
-            else:  # als+recgen
-                from recgen_adapters import Enricher
-                from recgen_adapters.rerank import BlendReranker
-
-                n = int(v.get("candidates", 100))
-                val_users = sorted(set(val["user_id"]) & set(train["user_id"]))
-                blend = BlendReranker(Enricher(recgen_on("train", train)), k=k)
-                blend.fit(_implicit_candidates("als", v, train, val_users, items, n, seed), val)
-                blend.use_enricher(Enricher(recgen_on("all", history)))
-                cands = _implicit_candidates("als", v, history, users, items, n, seed)
-                lists[name] = _lists(blend.rerank(cands), "rerank_rank", k)
-                echo(f"{name}: blend weight {blend.weight_:g} picked on val")
+            name = v["name"]
+            lists[name] = kinds[v["kind"]].rank(ctx, {o: x for o, x in v.items() if o not in ("name", "kind")})
             echo(f"{name}: ranked {len(lists[name])} users")
 
         model = recgen_on("all", history)

@@ -1,7 +1,7 @@
 """Offline ranking evaluation: time-based splits and top-k metrics."""
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,7 @@
 """Shared types of the generators: what they condition on and what they return."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,3 +42,19 @@ class BlurbOutput:
     sources: list[list[str]] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     item_ids: list[str] = field(default_factory=list)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode one uint8 (H, W, 3) RGB image as PNG bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_array(data: bytes) -> np.ndarray:
+    """Decode PNG bytes written by :func:`png_bytes` into a uint8 (H, W, 3) RGB array."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -15,7 +15,6 @@ with the same latent sample for both.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import uuid
@@ -31,6 +30,8 @@ import sqlalchemy as sa
 from recgen._io import read_manifest, save_directory, write_manifest
 from recgen.catalog.data import CatalogData
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
+from recgen.modalities import FUSED, SOURCE_MODALITIES
+from recgen.generators.base import png_array, png_bytes
 from recgen.generators import BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, config_class, make_generator
 
 log = logging.getLogger(__name__)
@@ -152,20 +153,6 @@ def _make(name: str, overrides: dict[str, Any], seed: int):
 
     has_seed = "seed" in {f.name for f in fields(config_class(name))}
     return make_generator(name, **{**({"seed": seed} if has_seed else {}), **overrides})
-
-
-def _png(img: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _unpng(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 class ContentGenerator:
@@ -303,7 +290,7 @@ class ContentGenerator:
         for item_id, r, u in zip(item_ids, rows, user_vecs):
             # v2: previews are seeded per (seed, item id), so the id is part of the key
             h = hashlib.sha256(f"v2|{kind}|{self.version}|{seed}|{guidance}|{item_id}|".encode())
-            for m in ("text", "image", "review", "fused"):
+            for m in (*SOURCE_MODALITIES, FUSED):
                 h.update(v[m][r].tobytes())
             h.update(u.tobytes())
             keys.append(h.hexdigest())
@@ -361,13 +348,13 @@ class ContentGenerator:
             out_images = np.zeros((n, size, size, 3), dtype=np.uint8)
             hit_img = np.array([k in found for k in keys], dtype=bool)
             for i in np.flatnonzero(hit_img):
-                out_images[i] = _unpng(found[keys[i]])
+                out_images[i] = png_array(found[keys[i]])
             todo = np.flatnonzero(~hit_img)
             if len(todo):
                 fresh = self.generate_previews([item_ids[i] for i in todo], uvecs[todo], seed=seed)
                 out_images[todo] = fresh
                 if cache is not None:
-                    cache.put_many("img", {keys[i]: _png(fresh[j]) for j, i in enumerate(todo)})
+                    cache.put_many("img", {keys[i]: png_bytes(fresh[j]) for j, i in enumerate(todo)})
         elif images:
             raise NotFittedError("no image generator was trained (config.image_generator is None)")
         out_blurbs, sources = None, [[] for _ in range(n)]
