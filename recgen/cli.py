@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from recgen.catalog.columns import TABLES
 from recgen.datasets import DATASETS, names as dataset_names
 from recgen.modalities import VECTOR_MODALITIES
 from recgen.workdir import GENERATORS_DIR, MODEL_DIR, STORE_FILE, Workdir
@@ -68,9 +69,9 @@ def ingest(
     workdir: Path = typer.Argument(..., help="Folder for this catalog (created if missing)."),
     dataset: Optional[Dataset] = typer.Option(None, help=f"A named data set. {_DATASET_HELP}."),
     path: Optional[Path] = typer.Option(None, help="Data folder of --dataset (for 'sample': where to write it)."),
-    items: Optional[Path] = typer.Option(None, help="Items file (CSV/Parquet/JSONL): item_id, title, description, attributes, image_path."),
-    reviews: Optional[Path] = typer.Option(None, help="Reviews file: item_id, user_id, rating, text, timestamp."),
-    interactions: Optional[Path] = typer.Option(None, help="Interactions file: user_id, item_id, timestamp, rating, event."),
+    items: Optional[Path] = typer.Option(None, help=f"Items file (CSV/Parquet/JSONL): {TABLES['items'].summary()}."),
+    reviews: Optional[Path] = typer.Option(None, help=f"Reviews file: {TABLES['reviews'].summary()}."),
+    interactions: Optional[Path] = typer.Option(None, help=f"Interactions file: {TABLES['interactions'].summary()}."),
     image_root: Optional[Path] = typer.Option(None, help="Folder relative image paths are resolved against (default: the items file's folder)."),
     store: Optional[str] = typer.Option(None, help=f"SQLAlchemy URL of the store (default: sqlite file WORKDIR/{STORE_FILE})."),
     strict: bool = typer.Option(False, help="Store nothing if any row is bad (default: store the good rows, report the bad)."),

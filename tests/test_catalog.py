@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -398,7 +397,9 @@ def test_load_frames_from_files(tmp_path):
         assert np.isnan(store.interactions()["rating"][0])
 
 
-def test_100k_interactions_are_fast(tmp_path):
+def test_100k_interactions_in_one_ingest(tmp_path):
+    """Bulk path: 100k text-typed interactions validated and stored in one call (speed is
+    measured in benchmarks, never asserted here)."""
     n = 100_000
     rng = np.random.default_rng(0)
     inter = pd.DataFrame(
@@ -412,12 +413,9 @@ def test_100k_interactions_are_fast(tmp_path):
     items = pd.DataFrame({"item_id": np.arange(500), "title": [f"t{i}" for i in range(500)]})
     with CatalogStore(tmp_path / "db.sqlite") as store:
         store.ingest(items=items)
-        t0 = time.perf_counter()
         result = store.ingest(interactions=inter)
-        elapsed = time.perf_counter() - t0
-        assert result.interactions_added == n
+        assert result.interactions_added == n and not result.report
         assert store.counts()["interactions"] == n
-    assert elapsed < 10, f"ingesting 100k interactions took {elapsed:.1f}s"
 
 
 def test_movielens_loader(shared_data, tmp_path):

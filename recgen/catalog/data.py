@@ -1,18 +1,10 @@
 """In-memory catalog: three pandas frames in recgen's documented schema.
 
-Schemas (column: dtype, required?)
-----------------------------------
-items
-    ``item_id`` (str, required, unique), ``title`` (str, required), ``description``
-    (str, may be empty), ``attributes`` (dict[str, str], may be empty), ``image_path``
-    (str absolute path or None).
-reviews
-    ``item_id`` (str, required), ``user_id`` (str or None), ``rating`` (float, required,
-    finite), ``text`` (str, required, non-empty), ``timestamp`` (int64 unix seconds, may be
-    missing -> 0).
-interactions
-    ``user_id`` (str, required), ``item_id`` (str, required), ``timestamp`` (int64 unix
-    seconds, required), ``rating`` (float or NaN), ``event`` (str, default ``"interaction"``).
+The tables and their columns are defined in :mod:`recgen.catalog.columns` (:data:`TABLES`);
+the tuples here are derived from it. After validation the frames hold: ids and text as
+``str`` (object dtype), ``attributes`` as ``dict[str, str]``, ``image_path`` as an absolute
+path or None, ratings as float64 (NaN where an optional rating is missing) and timestamps as
+int64 unix seconds.
 """
 from __future__ import annotations
 
@@ -21,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-ITEM_COLUMNS = ("item_id", "title", "description", "attributes", "image_path")
-REVIEW_COLUMNS = ("item_id", "user_id", "rating", "text", "timestamp")
-INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event")
+from recgen.catalog.columns import INTERACTIONS, ITEMS, REVIEWS
+
+ITEM_COLUMNS = ITEMS.names
+REVIEW_COLUMNS = REVIEWS.names
+INTERACTION_COLUMNS = INTERACTIONS.names
 
 
 def empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from recgen._io import sha256_file
-from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS
+from recgen.catalog.columns import INTERACTIONS, ITEMS, RATING_RANGE, REVIEWS, Column, Table
 from recgen.errors import ValidationError
 from recgen.ids import id_string
 
@@ -47,8 +47,6 @@ __all__ = [
 
 #: Largest image (in pixels) accepted; larger ones are reported as decompression bombs.
 MAX_IMAGE_PIXELS = 50_000_000
-#: Inclusive range of review ratings.
-RATING_RANGE = (0.0, 10.0)
 #: Inclusive range of timestamps (unix seconds): 0001-01-01 to 9999-12-31, UTC.
 TIMESTAMP_RANGE = (-62_135_596_800, 253_402_300_799)
 
@@ -317,10 +315,10 @@ def _numeric(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, missing, nonnum
 
 
-def _rating_column(chk: _Checker, df: pd.DataFrame, *, required: bool, check_range: bool) -> np.ndarray:
-    raw = _column_values(df, "rating")
-    if pd.api.types.is_float_dtype(df["rating"].dtype) or pd.api.types.is_integer_dtype(df["rating"].dtype):
-        values = df["rating"].to_numpy(dtype=float, na_value=np.nan)
+def _rating_column(chk: _Checker, df: pd.DataFrame, column: str, *, required: bool, check_range: bool) -> np.ndarray:
+    raw = _column_values(df, column)
+    if pd.api.types.is_float_dtype(df[column].dtype) or pd.api.types.is_integer_dtype(df[column].dtype):
+        values = df[column].to_numpy(dtype=float, na_value=np.nan)
         missing = np.zeros(len(values), bool)
         nonnum = np.zeros(len(values), bool)
     else:
@@ -328,18 +326,18 @@ def _rating_column(chk: _Checker, df: pd.DataFrame, *, required: bool, check_ran
     isnan = np.isnan(values) & ~missing & ~nonnum
     isinf = np.isinf(values)
     reason = np.full(len(values), "", dtype=object)
-    reason[nonnum] = "rating is not a number"
-    reason[isinf] = "infinite rating"
+    reason[nonnum] = f"{column} is not a number"
+    reason[isinf] = f"infinite {column}"
     if required:
-        reason[missing] = "missing rating"
-        reason[isnan] = "NaN rating"
+        reason[missing] = f"missing {column}"
+        reason[isnan] = f"NaN {column}"
     if check_range:
         lo, hi = RATING_RANGE
         with np.errstate(invalid="ignore"):
             out = np.isfinite(values) & ((values < lo) | (values > hi))
-        reason[out] = f"rating out of range {lo:g}..{hi:g}"
+        reason[out] = f"{column} out of range {lo:g}..{hi:g}"
     bad = reason != ""
-    chk.flag_mask(bad, "rating", raw, reason)
+    chk.flag_mask(bad, column, raw, reason)
     values = values.copy()
     values[~np.isfinite(values)] = np.nan
     return values
@@ -379,23 +377,23 @@ def _seconds_from_epoch_unit(secs: np.ndarray, hi: float) -> tuple[np.ndarray, s
     return secs, None
 
 
-def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.ndarray:
+def _timestamp_column(chk: _Checker, df: pd.DataFrame, column: str, *, required: bool) -> np.ndarray:
     """Timestamps -> int64 unix seconds. Accepts numbers, numeric strings, ISO strings, datetimes."""
-    col = df["timestamp"]
+    col = df[column]
     n = len(col)
     if pd.api.types.is_integer_dtype(col.dtype) and bool(col.notna().all()):
-        raw = _column_values(df, "timestamp")
+        raw = _column_values(df, column)
         secs = col.to_numpy(dtype=float)
         missing = np.zeros(n, bool)
         unparsable = np.zeros(n, bool)
     elif isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
         dt = col.dt.tz_localize("UTC") if getattr(col.dt, "tz", None) is None else col.dt.tz_convert("UTC")
         secs = _datetimes_to_seconds(dt)
-        raw = _column_values(df, "timestamp")
+        raw = _column_values(df, column)
         missing = np.isnan(secs)
         unparsable = np.zeros(n, bool)
     else:
-        raw = _column_values(df, "timestamp")
+        raw = _column_values(df, column)
         secs, missing, unparsable = _numeric(raw)
         # real NaN floats count as missing here
         missing = missing | (np.isnan(secs) & ~unparsable)
@@ -436,25 +434,25 @@ def _timestamp_column(chk: _Checker, df: pd.DataFrame, *, required: bool) -> np.
         log.warning("%s: every timestamp is beyond year 9999 as seconds, but all fit as %s since 1970: "
                     "read as %s (pass seconds to silence this)", chk.source, unit, unit)
     reason = np.full(n, "", dtype=object)
-    reason[unparsable] = "unparsable timestamp"
-    reason[np.isinf(secs)] = "unparsable timestamp"
+    reason[unparsable] = f"unparsable {column}"
+    reason[np.isinf(secs)] = f"unparsable {column}"
     with np.errstate(invalid="ignore"):
         out = np.isfinite(secs) & ((secs < lo) | (secs > hi))
     reason[out] = (
-        f"timestamp out of range: expected unix seconds in {lo}..{hi} (years 1 to 9999); "
+        f"{column} out of range: expected unix seconds in {lo}..{hi} (years 1 to 9999); "
         "milliseconds or nanoseconds must be divided by 1000 or 1e9"
     )
     if required:
-        reason[missing] = "missing timestamp"
-    chk.flag_mask(reason != "", "timestamp", raw, reason)
+        reason[missing] = f"missing {column}"
+    chk.flag_mask(reason != "", column, raw, reason)
     if unit is None and pd.api.types.is_integer_dtype(col.dtype) and not (reason != "").any():
         return col.to_numpy(dtype=np.int64)  # exact: no round trip through float
     secs = np.where(np.isfinite(secs) & ~out, secs, 0.0)
     return np.floor(secs).astype(np.int64)
 
 
-def _attributes_column(chk: _Checker, df: pd.DataFrame) -> np.ndarray:
-    raw = _column_values(df, "attributes")
+def _attributes_column(chk: _Checker, df: pd.DataFrame, column: str) -> np.ndarray:
+    raw = _column_values(df, column)
     out = np.empty(len(raw), dtype=object)
     problems: list[int] = []
     reasons: list[str] = []
@@ -464,7 +462,7 @@ def _attributes_column(chk: _Checker, df: pd.DataFrame) -> np.ndarray:
         if why is not None:
             problems.append(i)
             reasons.append(why)
-    chk.flag(problems, "attributes", [raw[i] for i in problems], reasons)
+    chk.flag(problems, column, [raw[i] for i in problems], reasons)
     return out
 
 
@@ -654,10 +652,40 @@ def _finish(chk: _Checker, columns: dict[str, Any]) -> tuple[pd.DataFrame, Valid
     return pd.DataFrame(data), chk.report
 
 
-def _optional(df: pd.DataFrame, column: str, default: Any) -> pd.DataFrame:
-    if column in df.columns:
+def _with_optional_columns(df: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """``df`` with every absent optional column of ``table`` added as missing values."""
+    absent = [c.name for c in table.columns if c.name not in df.columns]
+    if not absent:
         return df
-    return df.assign(**{column: pd.Series([default] * len(df), index=df.index, dtype=object)})
+    return df.assign(**{c: pd.Series([None] * len(df), index=df.index, dtype=object) for c in absent})
+
+
+def _validate_column(chk: _Checker, df: pd.DataFrame, col: Column) -> np.ndarray:
+    """Check and normalise one column by its kind (see :mod:`recgen.catalog.columns`)."""
+    if col.kind in ("id", "text", "image"):
+        out = _text_column(chk, df, col.name, required=col.required, missing_reason=col.why_missing,
+                           kind="id" if col.kind == "id" else "text")
+        if col.default is not None:
+            out = np.array([v if v else col.default for v in out], dtype=object)
+        return out
+    if col.kind == "attributes":
+        return _attributes_column(chk, df, col.name)
+    if col.kind == "rating":
+        return _rating_column(chk, df, col.name, required=col.required, check_range=col.bounded)
+    if col.kind == "timestamp":
+        return _timestamp_column(chk, df, col.name, required=col.required)
+    raise AssertionError(f"no validator for column kind {col.kind!r}")  # Column checks kinds
+
+
+def _validate_table(df: Any, table: Table, source: str | None) -> tuple[pd.DataFrame, _Checker, dict[str, np.ndarray]]:
+    """The column checks shared by every table: required columns, then each column by its kind."""
+    src = _source(df, source, table.name) if isinstance(df, pd.DataFrame) else str(source)
+    if _empty_ok(df):
+        df = pd.DataFrame({c: [] for c in table.names}, dtype=object)
+    _require_columns(df, table.required, src, table.name)
+    df = _with_optional_columns(df, table)
+    chk = _Checker(src, len(df))
+    return df, chk, {c.name: _validate_column(chk, df, c) for c in table.columns}
 
 
 def _empty_ok(df: Any) -> bool:
@@ -705,19 +733,8 @@ def validate_items(
     ValidationError
         When ``item_id`` or ``title`` columns are missing.
     """
-    src = _source(df, source, "items") if isinstance(df, pd.DataFrame) else str(source)
-    if _empty_ok(df):
-        df = pd.DataFrame({c: [] for c in ITEM_COLUMNS}, dtype=object)
-    _require_columns(df, ("item_id", "title"), src, "items")
-    df = _optional(_optional(_optional(df, "description", ""), "attributes", None), "image_path", None)
-    chk = _Checker(src, len(df))
-
-    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
-    title = _text_column(chk, df, "title", required=True, missing_reason="missing title")
-    description = _text_column(chk, df, "description", required=False, missing_reason="")
-    description = np.array([d if d is not None else "" for d in description], dtype=object)
-    attributes = _attributes_column(chk, df)
-    image_raw = _text_column(chk, df, "image_path", required=False, missing_reason="")
+    df, chk, cols = _validate_table(df, ITEMS, source)
+    item_id, image_raw = cols["item_id"], cols["image_path"]
 
     # duplicates among rows that are otherwise fine: the first valid one wins
     ids = pd.Series(item_id, dtype=object)
@@ -759,17 +776,7 @@ def validate_items(
         except (OSError, ValueError):  # unchecked and unreadable: the item is kept without an image hash
             image_sha[i] = None
 
-    return _finish(
-        chk,
-        {
-            "item_id": item_id,
-            "title": title,
-            "description": description,
-            "attributes": attributes,
-            "image_path": image_path,
-            "image_sha256": image_sha,
-        },
-    )
+    return _finish(chk, {**cols, "image_path": image_path, "image_sha256": image_sha})
 
 
 def validate_reviews(
@@ -802,23 +809,12 @@ def validate_reviews(
     ValidationError
         When a required column is missing.
     """
-    src = _source(df, source, "reviews") if isinstance(df, pd.DataFrame) else str(source)
-    if _empty_ok(df):
-        df = pd.DataFrame({c: [] for c in REVIEW_COLUMNS}, dtype=object)
-    _require_columns(df, ("item_id", "rating", "text"), src, "reviews")
-    df = _optional(_optional(df, "user_id", None), "timestamp", None)
-    chk = _Checker(src, len(df))
-    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
-    user_id = _text_column(chk, df, "user_id", required=False, missing_reason="", kind="id")
-    rating = _rating_column(chk, df, required=True, check_range=True)
-    text = _text_column(chk, df, "text", required=True, missing_reason="empty review text")
-    timestamp = _timestamp_column(chk, df, required=False)
+    df, chk, cols = _validate_table(df, REVIEWS, source)
+    item_id = cols["item_id"]
     if known_item_ids is not None:
         unknown = ~chk.bad & ~_ids_in(item_id, known_item_ids)
         chk.flag_mask(unknown, "item_id", item_id, "unknown item_id (not in the catalog's items)")
-    return _finish(
-        chk, {"item_id": item_id, "user_id": user_id, "rating": rating, "text": text, "timestamp": timestamp}
-    )
+    return _finish(chk, cols)
 
 
 def validate_interactions(
@@ -851,21 +847,9 @@ def validate_interactions(
     ValidationError
         When a required column is missing.
     """
-    src = _source(df, source, "interactions") if isinstance(df, pd.DataFrame) else str(source)
-    if _empty_ok(df):
-        df = pd.DataFrame({c: [] for c in INTERACTION_COLUMNS}, dtype=object)
-    _require_columns(df, ("user_id", "item_id", "timestamp"), src, "interactions")
-    df = _optional(_optional(df, "rating", None), "event", None)
-    chk = _Checker(src, len(df))
-    user_id = _text_column(chk, df, "user_id", required=True, missing_reason="missing user_id", kind="id")
-    item_id = _text_column(chk, df, "item_id", required=True, missing_reason="missing item_id", kind="id")
-    timestamp = _timestamp_column(chk, df, required=True)
-    rating = _rating_column(chk, df, required=False, check_range=False)
-    event = _text_column(chk, df, "event", required=False, missing_reason="")
-    event = np.array([e if e else "interaction" for e in event], dtype=object)
+    df, chk, cols = _validate_table(df, INTERACTIONS, source)
+    item_id = cols["item_id"]
     if known_item_ids is not None:
         unknown = ~chk.bad & ~_ids_in(item_id, known_item_ids)
         chk.flag_mask(unknown, "item_id", item_id, "unknown item_id (not in the catalog's items)")
-    return _finish(
-        chk, {"user_id": user_id, "item_id": item_id, "timestamp": timestamp, "rating": rating, "event": event}
-    )
+    return _finish(chk, cols)

@@ -22,7 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from recgen.catalog.data import INTERACTION_COLUMNS, ITEM_COLUMNS, REVIEW_COLUMNS, CatalogData
+from recgen.catalog.columns import INTERACTIONS, ITEMS, REVIEWS, Table
+from recgen.catalog.data import ITEM_COLUMNS, CatalogData
 from recgen.catalog.loaders import read_table
 from recgen.catalog.schema import ValidationReport, validate_interactions, validate_items, validate_reviews
 from recgen.errors import UnknownIdError, ValidationError
@@ -36,14 +37,31 @@ IN_CHUNK = 500  # ids per "IN (...)" query: well under SQLite's bound-variable l
 
 metadata = sa.MetaData()
 
+# SQL type of each kind of catalog value (recgen.catalog.columns.KINDS)
+_SQL_TYPES = {"id": sa.Text, "text": sa.Text, "attributes": sa.Text, "image": sa.Text, "rating": sa.Float,
+              "timestamp": sa.BigInteger}
+
+
+def _sql_columns(table: Table, *, primary_key: Sequence[str] = ()) -> list[sa.Column]:
+    """The SQL columns of a catalog table, from its definition in :mod:`recgen.catalog.columns`."""
+    out = []
+    for c in table.columns:
+        kwargs: dict[str, Any] = {"primary_key": c.name in primary_key}
+        if c.name == "item_id" and table is not ITEMS:
+            out.append(sa.Column(c.name, sa.Text, sa.ForeignKey("items.item_id"), nullable=False, index=True,
+                                 **kwargs))
+            continue
+        # stored NOT NULL: required columns and optional ones that always get a value (default
+        # or, for timestamps and attributes, the validator's 0 / {})
+        always = c.required or c.default is not None or c.kind in ("attributes", "timestamp")
+        out.append(sa.Column(c.name, _SQL_TYPES[c.kind], nullable=not always, **kwargs))
+    return out
+
+
 items_table = sa.Table(
     "items",
     metadata,
-    sa.Column("item_id", sa.Text, primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-    sa.Column("attributes", sa.Text, nullable=False, default="{}"),  # JSON object, sorted keys
-    sa.Column("image_path", sa.Text, nullable=True),
+    *_sql_columns(ITEMS, primary_key=ITEMS.key),
     sa.Column("image_sha256", sa.String(64), nullable=True),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -52,22 +70,14 @@ items_table = sa.Table(
 reviews_table = sa.Table(
     "reviews",
     metadata,
-    sa.Column("review_id", sa.String(64), primary_key=True),
-    sa.Column("item_id", sa.Text, sa.ForeignKey("items.item_id"), nullable=False, index=True),
-    sa.Column("user_id", sa.Text, nullable=True),
-    sa.Column("rating", sa.Float, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("review_id", sa.String(64), primary_key=True),  # sha256 of the REVIEWS.key columns
+    *_sql_columns(REVIEWS),
 )
 
 interactions_table = sa.Table(
     "interactions",
     metadata,
-    sa.Column("user_id", sa.Text, primary_key=True),
-    sa.Column("item_id", sa.Text, sa.ForeignKey("items.item_id"), primary_key=True, index=True),
-    sa.Column("timestamp", sa.BigInteger, primary_key=True),
-    sa.Column("event", sa.Text, primary_key=True),
-    sa.Column("rating", sa.Float, nullable=True),
+    *_sql_columns(INTERACTIONS, primary_key=INTERACTIONS.key),
 )
 
 ingest_log_table = sa.Table(
@@ -121,9 +131,39 @@ def review_id(item_id: str, user_id: str | None, timestamp: int, text: str) -> s
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _content_hash(title: str, description: str, attributes_json: str, image_path: Any, image_sha: Any) -> str:
-    payload = json.dumps([title, description, attributes_json, image_path, image_sha], ensure_ascii=False)
+def _content_hash(row: dict[str, Any]) -> str:
+    """sha256 of an item's stored values (every column but the id, then the image's own hash)."""
+    payload = json.dumps([row[c] for c in ITEM_COLUMNS[1:]] + [row["image_sha256"]], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _to_sql(kind: str, values: list[Any]) -> list[Any]:
+    """A validated column (``frame[c].tolist()``) as the store keeps it."""
+    if kind == "attributes":
+        return [json.dumps(v, ensure_ascii=False, sort_keys=True) for v in values]
+    if kind == "rating":
+        return [None if v is None or math.isnan(v) else float(v) for v in values]
+    if kind == "image":
+        return [_none_if_nan(v) for v in values]
+    return values  # ids and text are str/None, timestamps int, after validation
+
+
+def _from_sql(kind: str, values: list[Any]) -> Any:
+    """A stored column back as the validated frame holds it."""
+    if kind == "attributes":
+        return pd.Series([json.loads(a) for a in values], dtype=object)
+    if kind == "rating":
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    if kind == "timestamp":
+        return np.array(values, dtype=np.int64)
+    return pd.Series(values, dtype=object)
+
+
+def _rows(frame: pd.DataFrame, table: Table) -> list[dict[str, Any]]:
+    """Validated frame -> store rows (one dict per row, the table's columns)."""
+    names = table.names
+    cols = [_to_sql(c.kind, frame[c.name].tolist()) for c in table.columns]
+    return [dict(zip(names, values)) for values in zip(*cols)]
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -344,25 +384,11 @@ class CatalogStore:
 
     def _write_items(self, conn: Connection, items: pd.DataFrame, result: IngestResult) -> None:
         now = datetime.now(timezone.utc)
-        rows = []
-        for item_id, title, desc, attrs, img, sha in zip(
-            items["item_id"], items["title"], items["description"], items["attributes"],
-            items["image_path"], items["image_sha256"],
-        ):
-            attrs_json = json.dumps(attrs, ensure_ascii=False, sort_keys=True)
-            img, sha = _none_if_nan(img), _none_if_nan(sha)
-            rows.append(
-                {
-                    "item_id": item_id,
-                    "title": title,
-                    "description": desc,
-                    "attributes": attrs_json,
-                    "image_path": img,
-                    "image_sha256": sha,
-                    "content_hash": _content_hash(title, desc, attrs_json, img, sha),
-                    "updated_at": now,
-                }
-            )
+        rows = _rows(items, ITEMS)
+        for row, sha in zip(rows, items["image_sha256"].tolist()):
+            row["image_sha256"] = _none_if_nan(sha)
+            row["content_hash"] = _content_hash(row)
+            row["updated_at"] = now
         stored: dict[str, str] = {}
         ids = [r["item_id"] for r in rows]
         for chunk in _chunks(ids, IN_CHUNK):
@@ -374,7 +400,7 @@ class CatalogStore:
         result.items_updated += len(changed)
         result.items_unchanged += len(rows) - len(new) - len(changed)
         t = items_table
-        upd_cols = ("title", "description", "attributes", "image_path", "image_sha256", "content_hash", "updated_at")
+        upd_cols = (*ITEM_COLUMNS[1:], "image_sha256", "content_hash", "updated_at")
         dialect = self._dialect()
         if dialect in ("sqlite", "postgresql"):
             if dialect == "sqlite":
@@ -402,39 +428,29 @@ class CatalogStore:
                 conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in chunk])
 
     def _write_reviews(self, conn: Connection, reviews: pd.DataFrame, result: IngestResult) -> None:
-        rows = [
-            {
-                "review_id": review_id(i, u, ts, tx),
-                "item_id": i,
-                "user_id": u,
-                "rating": float(r),
-                "text": tx,
-                "timestamp": int(ts),
-            }
-            for i, u, r, tx, ts in zip(
-                reviews["item_id"], reviews["user_id"], reviews["rating"].tolist(), reviews["text"],
-                reviews["timestamp"].tolist(),
-            )
-        ]
+        rows = _rows(reviews, REVIEWS)
+        for row in rows:
+            row["review_id"] = review_id(*(row[c] for c in REVIEWS.key))
         before = self._count(conn, reviews_table)
         self._insert_ignore(conn, reviews_table, rows, ["review_id"])
         result.reviews_added += self._count(conn, reviews_table) - before
 
     def _write_interactions(self, conn: Connection, inter: pd.DataFrame, result: IngestResult) -> None:
-        ratings = inter["rating"].to_numpy(dtype=float)
-        rating_list = [None if math.isnan(x) else x for x in ratings.tolist()]
-        rows = [
-            {"user_id": u, "item_id": i, "timestamp": ts, "event": e, "rating": r}
-            for u, i, ts, e, r in zip(
-                inter["user_id"].tolist(), inter["item_id"].tolist(), inter["timestamp"].tolist(),
-                inter["event"].tolist(), rating_list,
-            )
-        ]
+        rows = _rows(inter, INTERACTIONS)
         before = self._count(conn, interactions_table)
-        self._insert_ignore(conn, interactions_table, rows, ["user_id", "item_id", "timestamp", "event"])
+        self._insert_ignore(conn, interactions_table, rows, list(INTERACTIONS.key))
         result.interactions_added += self._count(conn, interactions_table) - before
 
     # -- readers -------------------------------------------------------------------------
+
+    def _read(self, table: Table, sql: sa.Table, order_by: Sequence[str], extra: Sequence[str] = ()) -> pd.DataFrame:
+        names = [*table.names, *extra]
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(*[sql.c[c] for c in names]).order_by(*[sql.c[c] for c in order_by])).all()
+        data = {c.name: _from_sql(c.kind, [r[k] for r in rows]) for k, c in enumerate(table.columns)}
+        for k, name in enumerate(extra, start=len(table.columns)):
+            data[name] = pd.Series([r[k] for r in rows], dtype=object)
+        return pd.DataFrame(data, columns=names)
 
     def items(self) -> pd.DataFrame:
         """Stored items, ordered by ``item_id``.
@@ -444,50 +460,15 @@ class CatalogStore:
         pandas.DataFrame
             ``ITEM_COLUMNS`` (attributes as dict) plus ``image_sha256`` and ``content_hash``.
         """
-        cols = [*ITEM_COLUMNS, "image_sha256", "content_hash"]
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(*[items_table.c[c] for c in cols]).order_by(items_table.c.item_id)).all()
-        data = {c: pd.Series([r[k] for r in rows], dtype=object) for k, c in enumerate(cols)}
-        data["attributes"] = pd.Series([json.loads(a) for a in data["attributes"]], dtype=object)
-        return pd.DataFrame(data, columns=cols)
+        return self._read(ITEMS, items_table, ["item_id"], extra=("image_sha256", "content_hash"))
 
     def reviews(self) -> pd.DataFrame:
         """Stored reviews (``REVIEW_COLUMNS``), ordered by item, timestamp and review id."""
-        t = reviews_table
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(*[t.c[c] for c in REVIEW_COLUMNS]).order_by(t.c.item_id, t.c.timestamp, t.c.review_id)
-            ).all()
-        return pd.DataFrame(
-            {
-                "item_id": pd.Series([r[0] for r in rows], dtype=object),
-                "user_id": pd.Series([r[1] for r in rows], dtype=object),
-                "rating": np.array([r[2] for r in rows], dtype=float),
-                "text": pd.Series([r[3] for r in rows], dtype=object),
-                "timestamp": np.array([r[4] for r in rows], dtype=np.int64),
-            },
-            columns=list(REVIEW_COLUMNS),
-        )
+        return self._read(REVIEWS, reviews_table, ["item_id", "timestamp", "review_id"])
 
     def interactions(self) -> pd.DataFrame:
         """Stored interactions (``INTERACTION_COLUMNS``), ordered by user, timestamp, item, event."""
-        t = interactions_table
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(*[t.c[c] for c in INTERACTION_COLUMNS]).order_by(
-                    t.c.user_id, t.c.timestamp, t.c.item_id, t.c.event
-                )
-            ).all()
-        return pd.DataFrame(
-            {
-                "user_id": pd.Series([r[0] for r in rows], dtype=object),
-                "item_id": pd.Series([r[1] for r in rows], dtype=object),
-                "timestamp": np.array([r[2] for r in rows], dtype=np.int64),
-                "rating": np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=float),
-                "event": pd.Series([r[4] for r in rows], dtype=object),
-            },
-            columns=list(INTERACTION_COLUMNS),
-        )
+        return self._read(INTERACTIONS, interactions_table, ["user_id", "timestamp", "item_id", "event"])
 
     def catalog(self, name: str = "catalog") -> CatalogData:
         """Everything stored, as a :class:`CatalogData` named ``name``."""
