@@ -1,0 +1,90 @@
+"""HTTP service (FastAPI): enrichment, recommendations, search, similar items, previews.
+
+Start it with ``recgen serve DIR`` (see ``recgen serve --help``) or build the app in code::
+
+    from recgen_adapters.service import ServiceConfig, create_app
+    app = create_app("recgen-demo", ServiceConfig(api_keys=("s3cret",)))
+
+Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
+
+==========================================  ================================================
+``POST /enrich``                            recgen features (+ blurbs, preview URLs) for candidates
+``POST /recommend``                         top-k items for a user (or a session history)
+``POST /search``                            JSON ``{"query": ...}`` or multipart with an ``image`` file
+``GET /items/{item_id}/similar``            nearest items in one modality
+``GET /previews/{user_id}/{item_id}.png``   personalized preview (``_`` as user: neutral)
+``GET /previews?user_id=..&item_id=..``     the same for ids that cannot be a path segment
+``GET /healthz``                            liveness and model summary (never needs a key)
+``GET /metrics``                            Prometheus text format
+``POST /admin/reload``                      load a re-saved ``DIR`` and swap it in (no restart)
+==========================================  ================================================
+
+Hot reload: a reload (``POST /admin/reload``, or every ``reload_interval`` seconds when the
+manifests' fingerprint changed) loads the new model completely off to the side, checksums
+verified, then swaps it in with one assignment; each request reads the served model once, so
+no request ever mixes two versions. A failed reload (incomplete, corrupt or tampered
+directory) keeps the old version serving. Every response names the version that answered it
+in ``X-Recgen-Model-Version`` (see :func:`recgen.workdir.directory_version`). With several
+worker processes (``recgen serve --workers N``) a ``POST /admin/reload`` reaches one of them:
+use ``reload_interval`` there, so that every worker picks the new model up.
+
+Security: API keys (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``) are compared in
+constant time and never logged; request bodies, uploads, batch sizes, ``k`` and id lengths
+are capped; an optional per-key token bucket rate-limits requests; no request value is ever
+used as a file path.
+
+The parts, one concern each:
+
+=================  ==================================================================
+:mod:`.settings`   :class:`ServiceConfig`, :func:`config_from_env`, the limits (plain Python)
+:mod:`.holder`     :class:`~.holder.ModelHolder`: the served model, reload, polling (plain Python)
+:mod:`.schemas`    the pydantic wire models
+:mod:`.errors`     the one table from exception classes to HTTP status codes
+:mod:`.security`   API keys, rate limits, body cap, model-version header (middleware)
+:mod:`.metrics`    the Prometheus registry of one app
+:mod:`.previews`   preview URLs and the LRU of generated PNGs
+:mod:`.routes`     the endpoints, one APIRouter per tag
+:mod:`.app`        :func:`create_app` wiring them; :func:`app_from_env` for uvicorn
+=================  ==================================================================
+
+The names below are resolved on first use: ``settings`` and ``holder`` import without the
+``serve`` extra, and any public name of this package raises
+:class:`recgen.errors.MissingExtraError` (with the ``pip install`` line) when it is missing.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["MODEL_VERSION_HEADER", "ServiceConfig", "app_from_env", "config_from_env", "create_app",
+           "read_key_file"]
+
+# name -> submodule defining it (PEP 562): public names, plus the limits tests and clients use
+_LAZY = {
+    "ServiceConfig": "settings",
+    "config_from_env": "settings",
+    "read_key_file": "settings",
+    "MODEL_VERSION_HEADER": "settings",
+    "MAX_CANDIDATES": "settings",
+    "MAX_ID_LENGTH": "settings",
+    "MAX_K": "settings",
+    "MAX_QUERY_LENGTH": "settings",
+    "create_app": "app",
+    "app_from_env": "app",
+    "ModelHolder": "holder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        # the app first, even for plain-Python names: using the service needs the whole extra,
+        # and `recgen serve` relies on that to fail before starting uvicorn
+        importlib.import_module(f"{__name__}.app")
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
