@@ -39,8 +39,7 @@ def previews(args) -> None:
     from recgen.datasets import load_movielens_posters
     from recgen.encoders import EmbeddingCache
     from recgen.encoders.image import load_image
-    from recgen.evaluation.generation import frechet_distance, identifiability
-    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+    from recgen.generators import ContentGenerator, GenerationConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="recgen-bench-gen-"))
     data = load_movielens_posters(args.path)
@@ -74,8 +73,8 @@ def previews(args) -> None:
     for name in args.generators:
         t = time.perf_counter()
         gen = ContentGenerator(GenerationConfig(image_generator=name, blurb_generator=None, seed=args.seed,
-                                                pairs_per_item=args.pairs_per_item,
-                                                image_overrides={"epochs": args.epochs, "image_size": size}))
+                                                image_overrides={"epochs": args.epochs, "image_size": size,
+                                                                 "pairs_per_item": args.pairs_per_item}))
         gen.fit(model, train_catalog, progress=False)
         train_s = time.perf_counter() - t
         out = gen.generate(users, test_ids, seed=args.seed, blurbs=False).images
@@ -127,7 +126,7 @@ def blurbs(args) -> None:
     from recgen.datasets import load_clothing_reviews
     from recgen.encoders import EmbeddingCache
     from recgen.evaluation.generation import blurb_report
-    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+    from recgen.generators import ContentGenerator, GenerationConfig
 
     data = load_clothing_reviews(args.path)
     reviews = data.reviews.reset_index(drop=True)
@@ -148,7 +147,6 @@ def blurbs(args) -> None:
     item_by_id = items.set_index("item_id")
     sources = [f"{item_by_id.at[i, 'title']} {item_by_id.at[i, 'description']} {train_text.get(i, '')}" for i in eval_items]
     feature_word = [_singular(str(item_by_id.at[i, "attributes"].get("class", "")).lower()) or "dress" for i in eval_items]
-    neutral = np.zeros((len(eval_items), model.items.dim), dtype=np.float32)
     rows, examples = [], {}
 
     def add(name, hyps, fit_s=np.nan, speed=(np.nan, np.nan)):

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
@@ -535,3 +535,165 @@ def save_weights_directory(directory: str | os.PathLike[str], *, kind: str, tens
         write_manifest(tmp, kind=kind, files=["weights.safetensors"], config=config)
 
     return save_directory(directory, write)
+
+
+# -- torch networks and optimizers ------------------------------------------------------------
+
+TORCH_WEIGHTS = "weights.safetensors"
+TORCH_OPTIMIZER = "optimizer.safetensors"
+
+
+def save_torch_state(directory: str | os.PathLike[str], *, kind: str, modules: Mapping[str, Any],
+                     optimizers: Mapping[str, Any] | None = None, config: dict[str, Any]) -> Path:
+    """Save torch networks (and their optimizers' state) with a checksummed manifest, atomically.
+
+    The one persistence path of every trainable part (preview and blurb generators, the
+    image projection). No pickle: tensors go to safetensors, everything else to the manifest.
+
+    Parameters
+    ----------
+    directory : path
+        Replaced atomically (see :func:`save_directory`).
+    kind : str
+        The manifest's ``kind``; :func:`load_torch_state` refuses another.
+    modules : mapping of str to torch.nn.Module
+        Written to ``weights.safetensors`` as ``"<name>.<state-dict key>"``. Names must not
+        contain a dot.
+    optimizers : mapping of str to torch.optim.Optimizer, optional
+        Their per-parameter state tensors go to ``optimizer.safetensors`` as
+        ``"<name>.<param index>.<state key>"``, their ``param_groups`` (hyper-parameters) to the
+        manifest, so a fit can resume exactly.
+    config : dict
+        JSON-able settings stored in the manifest; the key ``"torch_state"`` is reserved (it
+        lists the networks and holds the optimizers' param groups).
+
+    Returns
+    -------
+    Path
+        ``directory``. Modules and optimizers are not changed (their tensors are copied).
+
+    Raises
+    ------
+    ValueError
+        A name with a dot, or ``config`` uses the reserved key.
+    ArtifactError
+        An optimizer holds non-tensor per-parameter state (it cannot go to safetensors).
+    """
+    from safetensors.torch import save_file
+
+    if "torch_state" in config:
+        raise ValueError("config must not have a 'torch_state' key: save_torch_state writes it")
+    for name in [*modules, *(optimizers or {})]:
+        if not name or "." in name:
+            raise ValueError(f"module and optimizer names must be non-empty and without dots; got {name!r}")
+    weights: dict[str, Any] = {}
+    for name, module in modules.items():
+        for k, v in module.state_dict().items():
+            weights[f"{name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+    files: dict[str, dict[str, Any]] = {TORCH_WEIGHTS: weights}
+    groups: dict[str, Any] = {}
+    if optimizers:
+        opt_tensors: dict[str, Any] = {}
+        for name, opt in optimizers.items():
+            state = opt.state_dict()
+            groups[name] = state["param_groups"]
+            for pid, st in state["state"].items():
+                for k, v in st.items():
+                    if not hasattr(v, "detach"):
+                        raise ArtifactError(f"optimizer {name} has non-tensor state {k!r}; cannot save it")
+                    opt_tensors[f"{name}.{pid}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+        files[TORCH_OPTIMIZER] = opt_tensors
+    full = {**config, "torch_state": {"modules": list(modules), "optimizers": groups}}
+
+    def write(tmp: Path) -> None:
+        for fname, tensors in files.items():
+            with atomic_path(tmp / fname) as p:
+                save_file(tensors, str(p))
+        write_manifest(tmp, kind=kind, files=sorted(files), config=full)
+
+    return save_directory(directory, write)
+
+
+def load_torch_state(directory: str | os.PathLike[str], *, kind: str,
+                     modules: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
+                     optimizers: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+                     verify: bool = True, device: str | None = None) -> dict[str, Any]:
+    """Load what :func:`save_torch_state` wrote into ``modules`` (and ``optimizers``), in place.
+
+    Parameters
+    ----------
+    directory : path
+    kind : str
+        The expected manifest kind.
+    modules : mapping of str to torch.nn.Module, or callable
+        The networks to fill, by the names they were saved under. A callable gets the
+        manifest's ``config`` and returns the mapping: networks whose sizes are in the
+        manifest are built there (it is called again if a save swaps a new version in while
+        this reads).
+    optimizers : mapping of str to torch.optim.Optimizer, or callable, optional
+        The same for optimizers (the callable runs after ``modules``'s); None skips the
+        optimizer state.
+    verify : bool
+        Check every file against the manifest's checksums (:func:`read_manifest`).
+    device : str, optional
+        Where tensors are read to before being copied into the networks (default CPU).
+
+    Returns
+    -------
+    dict
+        The manifest (its ``config`` is what was saved, plus ``"torch_state"``).
+
+    Raises
+    ------
+    ArtifactError
+        Missing, tampered or incomplete directory, another kind, or weights that do not fit
+        the networks (missing, unexpected or mis-shaped tensors; errors of ``modules``).
+
+    Notes
+    -----
+    Directories written before this function existed load too: single networks saved
+    without a name prefix, and the preview generator's separate ``discriminator.safetensors``
+    with its optimizer groups under ``config["optimizers"]``.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+
+    def once() -> dict[str, Any]:
+        manifest = read_manifest(directory, kind=kind, verify=verify)
+        config = manifest["config"]
+        try:
+            mods = modules if isinstance(modules, Mapping) else modules(config)
+            opts = optimizers if optimizers is None or isinstance(optimizers, Mapping) else optimizers(config)
+            state = config.get("torch_state")
+            tensors: dict[str, Any] = {}
+            for fname in sorted(manifest["files"]):  # older layouts split the networks over files
+                if fname.endswith(".safetensors") and fname != TORCH_OPTIMIZER:
+                    tensors.update(load_file(str(directory / fname), device=device or "cpu"))
+            if state is None and len(mods) == 1:
+                (name,) = mods
+                if not any(k.startswith(f"{name}.") for k in tensors):  # one network, saved unprefixed
+                    tensors = {f"{name}.{k}": v for k, v in tensors.items()}
+            for name, module in mods.items():
+                module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")})
+            extra = sorted({k.split(".", 1)[0] for k in tensors} - set(mods))
+            if extra:
+                raise ValueError(f"it holds weights of networks {extra} that were not given "
+                                 f"(given: {sorted(mods)})")
+            if opts:
+                if TORCH_OPTIMIZER not in manifest["files"]:
+                    raise ValueError(f"it was saved without optimizer state ({TORCH_OPTIMIZER})")
+                groups = state["optimizers"] if state is not None else config["optimizers"]
+                opt_tensors = load_file(str(directory / TORCH_OPTIMIZER), device=device or "cpu")
+                for name, opt in opts.items():
+                    per_param: dict[int, dict[str, Any]] = {}
+                    for k, v in opt_tensors.items():
+                        if k.startswith(f"{name}."):
+                            _, pid, key = k.split(".", 2)
+                            per_param.setdefault(int(pid), {})[key] = v
+                    opt.load_state_dict({"state": per_param, "param_groups": groups[name]})
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"{directory}: the saved {kind} does not fit its manifest or networks: {exc}") from exc
+        return manifest
+
+    return load_consistent(directory, once)

@@ -183,14 +183,14 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
               progress: bool, out: Path, metrics: dict, tables: list, plots: list, echo) -> dict:
     """Train previews + blurbs, evaluate them, and return {(user, item): (preview data URI, blurb)}."""
     from recgen.evaluation.content import blurb_metrics, preview_metrics
-    from recgen.generators.personalized import ContentGenerator, GenerationCache, GenerationConfig
+    from recgen.generators import ContentGenerator, GenerationCache, GenerationConfig
     from recgen.report import array_data_uri, bar_plot_svg, line_plot_svg
 
     # demo-sized training (about a minute on 2 CPU cores); the library defaults train longer
-    overrides = {"epochs": 15 if epochs is None else epochs}
+    overrides = {"epochs": 15 if epochs is None else epochs, "pairs_per_item": 2}
     t = time.perf_counter()
     gen = ContentGenerator(GenerationConfig(image_generator=image_generator, blurb_generator="grounded",
-                                            image_overrides=overrides, pairs_per_item=2, seed=seed)
+                                            image_overrides=overrides, seed=seed)
                            ).fit(model, catalog, progress=progress)
     train_s = time.perf_counter() - t
     gen.save(Workdir(out).generators)

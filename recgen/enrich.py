@@ -70,7 +70,7 @@ class Enricher:
         self.generator = generator
         self.preview_dir = Path(preview_dir) if preview_dir is not None else None
         if isinstance(generation_cache, (str, Path)):
-            from recgen.generators.personalized import GenerationCache
+            from recgen.generators import GenerationCache
 
             generation_cache = GenerationCache(str(generation_cache))
         self.generation_cache = generation_cache
@@ -97,7 +97,7 @@ class Enricher:
         model = Recgen.load(paths.model, use_gpu=use_gpu, verify=verify)
         gen = None
         if paths.generators is not None:
-            from recgen.generators.personalized import ContentGenerator
+            from recgen.generators import ContentGenerator
 
             gen = ContentGenerator.load(paths.generators, model)
         if directory_version(directory, generators) != version:

@@ -54,8 +54,8 @@ def saved_workdir(sample, sample_store, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("work")
     model = Recgen().fit(sample_store)
     model.save(work / "model")
-    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded", image_overrides=TINY_GENERATOR,
-                           pairs_per_item=1)
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded",
+                           image_overrides={**TINY_GENERATOR, "pairs_per_item": 1})
     ContentGenerator(cfg).fit(model, sample).save(work / "generators")
     return work
 

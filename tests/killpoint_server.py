@@ -196,7 +196,7 @@ class CheckpointOp:
     def _fit(self, ck, *, resume: bool):
         from recgen.generators.cvae import CVAEGenerator
 
-        return CVAEGenerator(self.cfg).fit(self.x, self.ic, self.uc, checkpoint_dir=ck, resume=resume)
+        return CVAEGenerator(self.cfg).fit_arrays(self.x, self.ic, self.uc, checkpoint_dir=ck, resume=resume)
 
     @staticmethod
     def _weights(gen) -> str:

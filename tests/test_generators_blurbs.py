@@ -1,6 +1,7 @@
 """Blurb generators on a tiny hand-made catalog with a fake (hashing) sentence encoder."""
 from __future__ import annotations
 
+import json
 import re
 import zlib
 
@@ -46,7 +47,7 @@ ZERO = np.zeros((1, DIM), np.float32)
 
 @pytest.fixture(scope="module")
 def gen():
-    return GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=2)).fit(ITEMS, REVIEWS, encode=encode)
+    return GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=2)).fit_frames(ITEMS, REVIEWS, encode=encode)
 
 
 def source_text(item_id, src):
@@ -75,7 +76,7 @@ def picked_sentences(gen, out, i):
 def test_blurbs_are_verbatim_sentences_with_exact_provenance(gen):
     queries = ["coffee glaze", "reading evenings", "glossy gift", "bulb room desk", "tea", "buzz"]
     for q in queries:
-        out = gen.generate(["A", "B"], encode([q, q]))
+        out = gen.generate_vectors(["A", "B"], encode([q, q]))
         assert isinstance(out, BlurbOutput) and out.item_ids == ["A", "B"]
         for i, item_id in enumerate(out.item_ids):
             picked = picked_sentences(gen, out, i)
@@ -90,13 +91,13 @@ def test_blurbs_are_verbatim_sentences_with_exact_provenance(gen):
 
 def test_low_rated_review_sentences_are_never_used(gen):
     assert "Handle broke" not in gen.sentences_ and not any("Flickers" in s for s in gen.sentences_)
-    out = gen.generate(["A", "B"] * 3, encode(["handle broke leaked badly", "flickers constantly buzzes"] * 3))
+    out = gen.generate_vectors(["A", "B"] * 3, encode(["handle broke leaked badly", "flickers constantly buzzes"] * 3))
     every = " ".join(out.texts).lower()
     assert "broke" not in every and "flickers" not in every
 
 
 def test_without_ratings_every_review_is_used():
-    g = GroundedBlurbGenerator().fit(ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
+    g = GroundedBlurbGenerator().fit_frames(ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
     assert "Handle broke after a week and it leaked badly." in g.sentences_
 
 
@@ -104,12 +105,12 @@ def test_personalization_puts_the_closest_sentence_first(gen):
     for item_id, target, src in (("A", "Great gift for a friend.", "review:10"),
                                  ("A", "It holds a large cup of tea.", "description"),
                                  ("B", "Perfect reading light for late evenings.", "review:12")):
-        out = gen.generate([item_id], encode([target]))
+        out = gen.generate_vectors([item_id], encode([target]))
         assert out.texts[0].startswith(target) and out.sources[0][0] == src
 
 
 def test_neutral_user_gets_first_description_sentence_then_a_review(gen):
-    out = gen.generate(["B", "A"], np.zeros((2, DIM), np.float32))
+    out = gen.generate_vectors(["B", "A"], np.zeros((2, DIM), np.float32))
     assert out.texts[0].startswith("A blue metal lamp for the desk.")
     assert out.texts[1].startswith("A red ceramic mug for coffee.")
     assert [s.split(":")[0] for s in out.sources[0]] == ["description", "review"]
@@ -117,43 +118,44 @@ def test_neutral_user_gets_first_description_sentence_then_a_review(gen):
 
 def test_title_fallback_max_chars_and_errors(gen):
     # C's only review is too short to be a sentence: the title is its one statement
-    out = gen.generate(["C"], ZERO)
+    out = gen.generate_vectors(["C"], ZERO)
     assert out.texts == ["Plain thing"] and out.sources == [["title"]]
     for cap in (40, 60, 100):
-        short = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=cap)).fit(ITEMS, REVIEWS, encode=encode)
+        short = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=cap)).fit_frames(ITEMS, REVIEWS, encode=encode)
         for q in ("lamp desk", "reading", "bulb"):
-            out = short.generate(["B"], encode([q]))
+            out = short.generate_vectors(["B"], encode([q]))
             assert len(out.texts[0]) <= cap and picked_sentences(short, out, 0)  # whole sentences only
-    tiny = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=20)).fit(ITEMS, REVIEWS, encode=encode)
-    assert len(tiny.generate(["A"], ZERO).texts[0]) <= 20  # nothing fits: cut at a word boundary
+    tiny = GroundedBlurbGenerator(GroundedBlurbConfig(max_chars=20)).fit_frames(ITEMS, REVIEWS, encode=encode)
+    assert len(tiny.generate_vectors(["A"], ZERO).texts[0]) <= 20  # nothing fits: cut at a word boundary
     with pytest.raises(UnknownIdError, match="Z"):
-        gen.generate(["A", "Z"], np.zeros((2, DIM), np.float32))
+        gen.generate_vectors(["A", "Z"], np.zeros((2, DIM), np.float32))
     with pytest.raises(KeyError):
-        gen.generate(["Z"], ZERO)
+        gen.generate_vectors(["Z"], ZERO)
     with pytest.raises(ValueError, match="shape"):
-        gen.generate(["A", "B"], ZERO)
+        gen.generate_vectors(["A", "B"], ZERO)
     with pytest.raises(NotFittedError):
-        GroundedBlurbGenerator().generate(["A"], ZERO)
+        GroundedBlurbGenerator().generate_vectors(["A"], ZERO)
     with pytest.raises(ValueError, match="title"):
-        GroundedBlurbGenerator().fit(ITEMS.drop(columns="title"), REVIEWS, encode=encode)
+        GroundedBlurbGenerator().fit_frames(ITEMS.drop(columns="title"), REVIEWS, encode=encode)
 
 
 def test_deterministic_and_ties_broken_by_seed():
     items = pd.DataFrame({"item_id": ["T"], "title": ["t"], "description": [""]})
     reviews = pd.DataFrame({"item_id": ["T"] * 4, "rating": [5] * 4,
                             "text": ["one two three.", "three two one.", "two one three.", "one three two."]})
-    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit(items, reviews, encode=encode)
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit_frames(items, reviews, encode=encode)
     u = encode(["one two three"])  # every sentence has the same bag of words: exact ties
-    firsts = {g.generate(["T"], u, seed=s).texts[0] for s in range(20)}
+    firsts = {g.generate_vectors(["T"], u, seed=s).texts[0] for s in range(20)}
     assert len(firsts) > 1
-    assert g.generate(["T"] * 3, np.repeat(u, 3, 0), seed=5).texts == [g.generate(["T"], u, seed=5).texts[0]] * 3
+    once = g.generate_vectors(["T"], u, seed=5).texts[0]
+    assert g.generate_vectors(["T"] * 3, np.repeat(u, 3, 0), seed=5).texts == [once] * 3
 
 
 def test_save_load_round_trip(gen, tmp_path):
     gen.save(tmp_path / "g")
     loaded = GroundedBlurbGenerator.load(tmp_path / "g")
     u = encode(["coffee", "room", "glossy"])
-    a, b = loaded.generate(["A", "B", "A"], u), gen.generate(["A", "B", "A"], u)
+    a, b = loaded.generate_vectors(["A", "B", "A"], u), gen.generate_vectors(["A", "B", "A"], u)
     assert (a.texts, a.sources) == (b.texts, b.sources)
     (tmp_path / "g" / "sentences.json").write_text("{}")
     with pytest.raises(ArtifactError):
@@ -197,7 +199,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def peter():
     texts, users, items = peter_data()
-    return PeterBlurbGenerator(tiny_peter()).fit(texts, users, items)
+    return PeterBlurbGenerator(tiny_peter()).fit_arrays(texts, users, items)
 
 
 def test_peter_tokenizer_and_targets():
@@ -207,7 +209,7 @@ def test_peter_tokenizer_and_targets():
 
 
 def test_peter_conditioning_on_item_vector(peter):
-    out = peter.generate(np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32))
+    out = peter.generate_arrays(np.eye(2, dtype=np.float32), np.zeros((2, 3), np.float32))
     assert "red" in out[0] and "blue" not in out[0]
     assert "blue" in out[1] and "red" not in out[1]
     assert peter.history["loss"][-1] < peter.history["loss"][0]
@@ -216,33 +218,33 @@ def test_peter_conditioning_on_item_vector(peter):
 
 def test_peter_shapes_determinism_and_save_load(peter, tmp_path):
     items, users = np.eye(2, dtype=np.float32)[[0, 1, 1, 0, 1]], np.zeros((5, 3), np.float32)
-    a = peter.generate(items, users, seed=1, temperature=1.0)
+    a = peter.generate_arrays(items, users, seed=1, temperature=1.0)
     assert len(a) == 5 and all(isinstance(t, str) and t for t in a)
-    assert a == peter.generate(items, users, seed=1, temperature=1.0)
-    assert all(len(tokenize(t)) <= 3 for t in peter.generate(items, users, max_len=3))
+    assert a == peter.generate_arrays(items, users, seed=1, temperature=1.0)
+    assert all(len(tokenize(t)) <= 3 for t in peter.generate_arrays(items, users, max_len=3))
     peter.save(tmp_path / "p")
     loaded = PeterBlurbGenerator.load(tmp_path / "p")
-    assert loaded.generate(items, users) == peter.generate(items, users)
-    assert loaded.generate(items, users, seed=4, temperature=0.8) == peter.generate(items, users, seed=4,
+    assert loaded.generate_arrays(items, users) == peter.generate_arrays(items, users)
+    assert loaded.generate_arrays(items, users, seed=4, temperature=0.8) == peter.generate_arrays(items, users, seed=4,
                                                                                     temperature=0.8)
-    out = loaded.generate_blurbs(list("ABCDE"), items, users, seed=0)
-    assert out.item_ids == list("ABCDE") and out.sources == [[]] * 5 and len(out.texts) == 5
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"weights.safetensors"} and manifest["config"]["torch_state"]["modules"] == ["net"]
 
 
 def test_peter_two_epochs_and_errors():
     texts, users, items = peter_data(40)
-    g = PeterBlurbGenerator(tiny_peter(epochs=2)).fit(texts, users, items)
+    g = PeterBlurbGenerator(tiny_peter(epochs=2)).fit_arrays(texts, users, items)
     assert len(g.history["loss"]) == 2 and g.vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     with pytest.raises(ModelFitError, match="lower lr"):
-        PeterBlurbGenerator(tiny_peter(lr=1e30, epochs=3)).fit(texts, users, items * 1e30)
+        PeterBlurbGenerator(tiny_peter(lr=1e30, epochs=3)).fit_arrays(texts, users, items * 1e30)
     with pytest.raises(ValueError, match="paired"):
-        PeterBlurbGenerator(tiny_peter()).fit(texts, users[:5], items)
+        PeterBlurbGenerator(tiny_peter()).fit_arrays(texts, users[:5], items)
     with pytest.raises(ValueError, match="NaN"):
-        PeterBlurbGenerator(tiny_peter()).fit(texts, users * np.nan, items)
+        PeterBlurbGenerator(tiny_peter()).fit_arrays(texts, users * np.nan, items)
     with pytest.raises(NotFittedError):
-        PeterBlurbGenerator().generate(items, users)
+        PeterBlurbGenerator().generate_arrays(items, users)
     with pytest.raises(ValueError, match="shapes"):
-        g.generate(items[:2], users[:3])
+        g.generate_arrays(items[:2], users[:3])
     with pytest.raises(ValueError, match="divisible"):
         PeterConfig(d_model=30, n_heads=4)
 
@@ -252,8 +254,8 @@ def test_peter_adaptive_softmax_for_large_vocabularies(tmp_path):
     words = [f"w{k}" for k in range(1500)]
     texts = [" ".join(rng.choice(words, 8)) + "." for _ in range(600)]
     users, items = np.zeros((600, 3), np.float32), rng.normal(size=(600, 4)).astype(np.float32)
-    g = PeterBlurbGenerator(tiny_peter(epochs=1, max_len=10)).fit(texts, users, items)
+    g = PeterBlurbGenerator(tiny_peter(epochs=1, max_len=10)).fit_arrays(texts, users, items)
     assert len(g.vocab) > 1000 and type(g._net.out).__name__ == "AdaptiveLogSoftmaxWithLoss"
     g.save(tmp_path / "a")
-    out = PeterBlurbGenerator.load(tmp_path / "a").generate(items[:3], users[:3], seed=2, temperature=1.0)
-    assert out == g.generate(items[:3], users[:3], seed=2, temperature=1.0) and all(out)
+    out = PeterBlurbGenerator.load(tmp_path / "a").generate_arrays(items[:3], users[:3], seed=2, temperature=1.0)
+    assert out == g.generate_arrays(items[:3], users[:3], seed=2, temperature=1.0) and all(out)

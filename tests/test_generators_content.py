@@ -7,8 +7,11 @@ import pytest
 from recgen import Recgen
 from recgen.catalog import CatalogData
 from recgen.errors import NotFittedError, UnknownIdError
-from recgen.generators import REGISTRY, config_class, make_generator
-from recgen.generators.personalized import ContentGenerator, GenerationCache, GenerationConfig
+from recgen.generators import (
+    BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, ContentGenerator, GenerationCache, GenerationConfig, config_class,
+    generator_class, make_generator,
+)
+from recgen.generators.base import PROTOCOLS
 
 TINY = {"image_size": 32, "epochs": 2, "base_channels": 8, "latent_dim": 8}
 
@@ -20,12 +23,19 @@ def model(sample_store):
 
 @pytest.fixture(scope="module")
 def gen(model, sample):
-    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded", image_overrides=TINY, pairs_per_item=1)
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded",
+                           image_overrides={**TINY, "pairs_per_item": 1})
     return ContentGenerator(cfg).fit(model, sample)
 
 
 def test_registry_names_and_configs():
     assert set(REGISTRY) == {"cvae", "cgan", "grounded", "peter"}
+    # the name lists are derived from the one table, by kind
+    assert IMAGE_GENERATORS == ("cvae", "cgan") and BLURB_GENERATORS == ("grounded", "peter")
+    for name, spec in REGISTRY.items():
+        assert generator_class(name) is spec.cls and spec.cls.kind == spec.kind and spec.kind in PROTOCOLS
+        assert config_class(name) is spec.config and isinstance(make_generator(name).config, spec.config)
+        assert all(getattr(make_generator(name).config, k) == v for k, v in spec.preset.items())
     assert make_generator("cgan").config.adversarial_weight > 0
     assert make_generator("cvae").config.adversarial_weight == 0
     assert make_generator("cvae", epochs=3).config.epochs == 3
@@ -36,6 +46,12 @@ def test_registry_names_and_configs():
     assert config_class("grounded").__name__ == "GroundedBlurbConfig"
     with pytest.raises(ValueError, match="image_generator"):
         GenerationConfig(image_generator="grounded")
+    with pytest.raises(ValueError, match="blurb_generator"):
+        GenerationConfig(blurb_generator="cvae")
+    # the preview generator's personalization settings are its own config fields
+    assert make_generator("cvae", pairs_per_item=2, cond_dropout=0.1, user_guidance=2.0).config.pairs_per_item == 2
+    with pytest.raises(ValueError, match="cond_dropout"):
+        make_generator("cvae", cond_dropout=1.0)
 
 
 def test_generate_shapes_determinism_and_grounding(gen, model, sample):
@@ -107,8 +123,28 @@ def test_fit_on_a_subset_of_the_models_items(model, sample):
     from recgen.catalog import CatalogData
 
     part = CatalogData(items=sample.items.iloc[:60], interactions=sample.interactions)
-    cfg = GenerationConfig(image_generator="cvae", blurb_generator=None, image_overrides={**TINY, "epochs": 1},
-                           pairs_per_item=1)
+    cfg = GenerationConfig(image_generator="cvae", blurb_generator=None,
+                           image_overrides={**TINY, "epochs": 1, "pairs_per_item": 1})
     gen = ContentGenerator(cfg).fit(model, part)
     held_out = sample.items["item_id"].iloc[100]
     assert gen.generate([None], [held_out], blurbs=False).images.shape == (1, 32, 32, 3)
+
+
+def test_user_guidance_lives_in_the_preview_generator(gen, model, sample, tmp_path):
+    """user_guidance moved from GenerationConfig to CVAEConfig (issue 12): 0 gives the neutral
+    preview, and a changed setting is a new cache key even with the same generator version."""
+    import copy
+    from dataclasses import replace
+
+    users, items = list(model.profiles.user_ids_[:3]), list(sample.items["item_id"][:3])
+    neutral = gen.generate([None] * 3, items, seed=0, blurbs=False).images
+    flat = copy.copy(gen.image_gen)
+    flat.config = replace(flat.config, user_guidance=0.0)
+    g0 = ContentGenerator(gen.config)
+    g0.model, g0.image_gen, g0.blurb_gen, g0.version = model, flat, gen.blurb_gen, gen.version
+    assert np.array_equal(g0.generate(users, items, seed=0, blurbs=False).images, neutral)
+    assert not np.array_equal(gen.generate(users, items, seed=0, blurbs=False).images, neutral)
+    cache = GenerationCache(tmp_path / "cache.db")
+    gen.generate(users, items, seed=0, cache=cache)
+    assert not g0.generate(users, items, seed=0, cache=cache, blurbs=False).from_cache.any()
+    assert g0.generate(users, items, seed=0, cache=cache, images=False).from_cache.all()  # blurbs unchanged

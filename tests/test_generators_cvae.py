@@ -69,20 +69,20 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     x, ic, uc = data
-    return CVAEGenerator(tiny()).fit(x, ic, uc)
+    return CVAEGenerator(tiny()).fit_arrays(x, ic, uc)
 
 
 def test_shapes_dtype_and_seeds(fitted, data):
     x, ic, uc = data
-    a = fitted.generate(ic[:3], uc[:3], seed=0)
+    a = fitted.generate_arrays(ic[:3], uc[:3], seed=0)
     assert a.shape == (3, 16, 16, 3) and a.dtype == np.uint8
-    assert np.array_equal(a, fitted.generate(ic[:3], uc[:3], seed=0))
-    assert not np.array_equal(a, fitted.generate(ic[:3], uc[:3], seed=1))
+    assert np.array_equal(a, fitted.generate_arrays(ic[:3], uc[:3], seed=0))
+    assert not np.array_equal(a, fitted.generate_arrays(ic[:3], uc[:3], seed=1))
     # batch_size does not change what a seed draws; temperature 0 ignores the seed
-    assert np.array_equal(a, fitted.generate(ic[:3], uc[:3], seed=0, batch_size=2))
-    assert np.array_equal(fitted.generate(ic[:3], uc[:3], seed=0, temperature=0),
-                          fitted.generate(ic[:3], uc[:3], seed=5, temperature=0))
-    assert fitted.generate(ic[:0], uc[:0]).shape == (0, 16, 16, 3)
+    assert np.array_equal(a, fitted.generate_arrays(ic[:3], uc[:3], seed=0, batch_size=2))
+    assert np.array_equal(fitted.generate_arrays(ic[:3], uc[:3], seed=0, temperature=0),
+                          fitted.generate_arrays(ic[:3], uc[:3], seed=5, temperature=0))
+    assert fitted.generate_arrays(ic[:0], uc[:0]).shape == (0, 16, 16, 3)
     r = fitted.reconstruct(x[:2], ic[:2], uc[:2])
     assert r.shape == (2, 16, 16, 3) and r.dtype == np.uint8
     h = fitted.history
@@ -95,33 +95,34 @@ def test_stage_count_follows_image_size(size):
     x, ic, uc = colour_data(n=4, size=8)  # resized (PIL) to the configured size
     cfg = CVAEConfig(image_size=size, epochs=1, base_channels=4, latent_dim=2, cond_hidden=8, batch_size=4)
     assert cfg.stages == int(np.log2(size)) - 2
-    g = CVAEGenerator(cfg).fit(x, ic, uc)
-    assert g.generate(ic[:1], uc[:1]).shape == (1, size, size, 3)
+    g = CVAEGenerator(cfg).fit_arrays(x, ic, uc)
+    assert g.generate_arrays(ic[:1], uc[:1]).shape == (1, size, size, 3)
     assert g.reconstruct(x[:1].astype(np.float32) / 255, ic[:1], uc[:1]).shape == (1, size, size, 3)
 
 
 def test_fit_is_deterministic(data, fitted):
     x, ic, uc = data
-    again = CVAEGenerator(tiny()).fit(x, ic, uc)
+    again = CVAEGenerator(tiny()).fit_arrays(x, ic, uc)
     assert_same_weights(fitted, again, atol=0)
-    assert np.array_equal(fitted.generate(ic[:4], uc[:4], seed=3), again.generate(ic[:4], uc[:4], seed=3))
-    other = CVAEGenerator(tiny(seed=1)).fit(x, ic, uc)
-    assert not np.array_equal(fitted.generate(ic[:4], uc[:4], seed=3), other.generate(ic[:4], uc[:4], seed=3))
+    assert np.array_equal(fitted.generate_arrays(ic[:4], uc[:4], seed=3), again.generate_arrays(ic[:4], uc[:4], seed=3))
+    other = CVAEGenerator(tiny(seed=1)).fit_arrays(x, ic, uc)
+    assert not np.array_equal(fitted.generate_arrays(ic[:4], uc[:4], seed=3), other.generate_arrays(ic[:4], uc[:4], seed=3))
 
 
 def test_save_load_round_trip_and_tamper(tmp_path, data):
     x, ic, uc = data
-    g = CVAEGenerator(tiny(adversarial_weight=0.1)).fit(x, ic, uc)
-    before = g.generate(ic[:4], uc[:4], seed=2)
+    g = CVAEGenerator(tiny(adversarial_weight=0.1)).fit_arrays(x, ic, uc)
+    before = g.generate_arrays(ic[:4], uc[:4], seed=2)
     g.save(tmp_path / "g")
-    assert np.array_equal(before, g.generate(ic[:4], uc[:4], seed=2))  # saving does not change the object
+    assert np.array_equal(before, g.generate_arrays(ic[:4], uc[:4], seed=2))  # saving does not change the object
     h = CVAEGenerator.load(tmp_path / "g", device="cpu")
-    assert np.array_equal(before, h.generate(ic[:4], uc[:4], seed=2))
+    assert np.array_equal(before, h.generate_arrays(ic[:4], uc[:4], seed=2))
     assert h.history == g.history and "d_loss" in h.history and h.epochs_done == 2
     assert_same_weights(g, h, atol=0)
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert manifest["kind"] == "cvae-generator"
-    assert set(manifest["files"]) == {"weights.safetensors", "discriminator.safetensors", "optimizer.safetensors"}
+    assert set(manifest["files"]) == {"weights.safetensors", "optimizer.safetensors"}
+    assert manifest["config"]["torch_state"]["modules"] == ["cond", "enc", "dec", "disc"]
     assert not list((tmp_path / "g").glob("*.pkl")) and not list((tmp_path / "g").glob("*.pt"))
     blob = bytearray((tmp_path / "g" / "weights.safetensors").read_bytes())
     blob[-10] ^= 0xFF
@@ -136,16 +137,16 @@ def test_save_load_round_trip_and_tamper(tmp_path, data):
 def test_resume_equals_uninterrupted(tmp_path, data, adv):
     x, ic, uc = data
     x, ic, uc = x[:64], ic[:64], uc[:64]
-    full = CVAEGenerator(tiny(adversarial_weight=adv)).fit(x, ic, uc, epochs=4)
-    CVAEGenerator(tiny(adversarial_weight=adv)).fit(x, ic, uc, epochs=2, checkpoint_dir=tmp_path / "ck")
+    full = CVAEGenerator(tiny(adversarial_weight=adv)).fit_arrays(x, ic, uc, epochs=4)
+    CVAEGenerator(tiny(adversarial_weight=adv)).fit_arrays(x, ic, uc, epochs=2, checkpoint_dir=tmp_path / "ck")
     assert CVAEGenerator.load(tmp_path / "ck").epochs_done == 2
-    resumed = CVAEGenerator(tiny(adversarial_weight=adv)).fit(x, ic, uc, epochs=4, checkpoint_dir=tmp_path / "ck",
+    resumed = CVAEGenerator(tiny(adversarial_weight=adv)).fit_arrays(x, ic, uc, epochs=4, checkpoint_dir=tmp_path / "ck",
                                                               resume=True)
     assert resumed.epochs_done == 4 and len(resumed.history["loss"]) == 4
     assert_same_weights(full, resumed)
     for k in full.history:
         assert np.allclose(full.history[k], resumed.history[k], rtol=1e-5), k
-    assert np.array_equal(full.generate(ic[:6], uc[:6], seed=1), resumed.generate(ic[:6], uc[:6], seed=1))
+    assert np.array_equal(full.generate_arrays(ic[:6], uc[:6], seed=1), resumed.generate_arrays(ic[:6], uc[:6], seed=1))
     assert CVAEGenerator.load(tmp_path / "ck").epochs_done == 4
 
 
@@ -153,14 +154,14 @@ def test_resume_checks(tmp_path, data):
     x, ic, uc = data
     x, ic, uc = x[:8], ic[:8], uc[:8]
     with pytest.raises(ValueError, match="checkpoint_dir"):
-        CVAEGenerator(tiny()).fit(x, ic, uc, resume=True)
+        CVAEGenerator(tiny()).fit_arrays(x, ic, uc, resume=True)
     # no checkpoint yet: trains from scratch, exactly like a fresh fit
-    a = CVAEGenerator(tiny(epochs=1)).fit(x, ic, uc, checkpoint_dir=tmp_path / "ck", resume=True)
-    assert_same_weights(a, CVAEGenerator(tiny(epochs=1)).fit(x, ic, uc), atol=0)
+    a = CVAEGenerator(tiny(epochs=1)).fit_arrays(x, ic, uc, checkpoint_dir=tmp_path / "ck", resume=True)
+    assert_same_weights(a, CVAEGenerator(tiny(epochs=1)).fit_arrays(x, ic, uc), atol=0)
     with pytest.raises(ValueError, match="user_cond has 5 columns; the checkpoint .* trained with 4"):
-        CVAEGenerator(tiny()).fit(x, ic, np.zeros((8, 5), np.float32), checkpoint_dir=tmp_path / "ck", resume=True)
+        CVAEGenerator(tiny()).fit_arrays(x, ic, np.zeros((8, 5), np.float32), checkpoint_dir=tmp_path / "ck", resume=True)
     with pytest.raises(ValueError, match=r"latent_dim=5 \(checkpoint: 4\)"):
-        CVAEGenerator(tiny(latent_dim=5)).fit(x, ic, uc, checkpoint_dir=tmp_path / "ck", resume=True)
+        CVAEGenerator(tiny(latent_dim=5)).fit_arrays(x, ic, uc, checkpoint_dir=tmp_path / "ck", resume=True)
 
 
 def test_nan_guard(monkeypatch, data, tmp_path):
@@ -176,7 +177,7 @@ def test_nan_guard(monkeypatch, data, tmp_path):
 
     monkeypatch.setattr(F, "mse_loss", nan_after_4)
     with pytest.raises(ModelFitError, match=r"epoch 2/2, step 1; lower the learning rate \(lr="):
-        CVAEGenerator(tiny()).fit(x, ic, uc, checkpoint_dir=tmp_path / "ck")
+        CVAEGenerator(tiny()).fit_arrays(x, ic, uc, checkpoint_dir=tmp_path / "ck")
     # the last good epoch's checkpoint is intact
     assert CVAEGenerator.load(tmp_path / "ck").epochs_done == 1
 
@@ -184,7 +185,7 @@ def test_nan_guard(monkeypatch, data, tmp_path):
 def test_nan_guard_huge_learning_rate(data):
     x, ic, uc = data
     with pytest.raises(ModelFitError, match="lower the learning rate"):
-        CVAEGenerator(tiny(lr=1e12, epochs=3)).fit(x[:64], ic[:64], uc[:64])
+        CVAEGenerator(tiny(lr=1e12, epochs=3)).fit_arrays(x[:64], ic[:64], uc[:64])
 
 
 @pytest.mark.parametrize("field,value", [("image_size", 48), ("image_size", 8), ("batch_size", 1), ("lr", 0.0),
@@ -199,26 +200,26 @@ def test_config_validation(field, value):
 def test_input_validation(fitted, data):
     x, ic, uc = data
     with pytest.raises(ValueError, match="item_cond has 10 rows but user_cond has 128"):
-        CVAEGenerator(tiny()).fit(x, ic[:10], uc)
+        CVAEGenerator(tiny()).fit_arrays(x, ic[:10], uc)
     with pytest.raises(ValueError, match="images has 10 rows"):
-        CVAEGenerator(tiny()).fit(x[:10], ic, uc)
+        CVAEGenerator(tiny()).fit_arrays(x[:10], ic, uc)
     with pytest.raises(ValueError, match=r"\(n, H, W, 3\)"):
-        CVAEGenerator(tiny()).fit(x[..., 0], ic, uc)
+        CVAEGenerator(tiny()).fit_arrays(x[..., 0], ic, uc)
     with pytest.raises(ValueError, match=r"within \[0, 1\]"):
-        CVAEGenerator(tiny()).fit(x.astype(np.float32), ic, uc)
+        CVAEGenerator(tiny()).fit_arrays(x.astype(np.float32), ic, uc)
     with pytest.raises(ValueError, match="item_cond contains NaN"):
-        CVAEGenerator(tiny()).fit(x, ic * np.nan, uc)
+        CVAEGenerator(tiny()).fit_arrays(x, ic * np.nan, uc)
     with pytest.raises(ValueError, match="user_cond must be 2-D"):
-        CVAEGenerator(tiny()).fit(x, ic, uc[:, 0])
+        CVAEGenerator(tiny()).fit_arrays(x, ic, uc[:, 0])
     with pytest.raises(ValueError, match="at least 2"):
-        CVAEGenerator(tiny()).fit(x[:1], ic[:1], uc[:1])
+        CVAEGenerator(tiny()).fit_arrays(x[:1], ic[:1], uc[:1])
     with pytest.raises(ValueError, match="config.cond_dim is 9"):
-        CVAEGenerator(tiny(cond_dim=9)).fit(x, ic, uc)
+        CVAEGenerator(tiny(cond_dim=9)).fit_arrays(x, ic, uc)
     with pytest.raises(ValueError, match="item_cond has 5 columns; this generator was fitted with 4"):
-        fitted.generate(np.zeros((1, 5), np.float32), np.zeros((1, 4), np.float32))
+        fitted.generate_arrays(np.zeros((1, 5), np.float32), np.zeros((1, 4), np.float32))
     with pytest.raises(ValueError, match="temperature"):
-        fitted.generate(ic[:1], uc[:1], temperature=-1)
-    for call in (lambda g: g.generate(ic[:1], uc[:1]), lambda g: g.reconstruct(x[:1], ic[:1], uc[:1]),
+        fitted.generate_arrays(ic[:1], uc[:1], temperature=-1)
+    for call in (lambda g: g.generate_arrays(ic[:1], uc[:1]), lambda g: g.reconstruct(x[:1], ic[:1], uc[:1]),
                  lambda g: g.save("unused")):
         with pytest.raises(NotFittedError):
             call(CVAEGenerator(tiny()))
@@ -228,20 +229,20 @@ def test_adversarial_path_and_registry(data):
     x, ic, uc = data
     g = make_generator("cgan", image_size=16, epochs=2, base_channels=8, latent_dim=4, cond_hidden=16, batch_size=32)
     assert isinstance(g, CVAEGenerator) and g.adversarial
-    g.fit(x, ic, uc, progress=True)
+    g.fit_arrays(x, ic, uc, progress=True)
     for k in ("loss", "recon", "kl", "d_loss", "g_adv"):
         assert len(g.history[k]) == 2 and np.isfinite(g.history[k]).all(), k
-    assert g.generate(ic[:2], uc[:2]).shape == (2, 16, 16, 3)
+    assert g.generate_arrays(ic[:2], uc[:2]).shape == (2, 16, 16, 3)
     assert not make_generator("cvae").adversarial
 
 
 def test_learns_conditioning_and_user_taste_moves_output():
     x, ic, uc = colour_data(n=64)
-    g = CVAEGenerator(tiny(epochs=20, batch_size=8, cond_hidden=128)).fit(x, ic, uc)
+    g = CVAEGenerator(tiny(epochs=20, batch_size=8, cond_hidden=128)).fit_arrays(x, ic, uc)
     eye, reps = np.eye(4, dtype=np.float32), 8
 
     def mean_colour(item, user):  # mean over `reps` samples and all pixels, per condition row
-        out = g.generate(np.repeat(item, reps, 0), np.repeat(user, reps, 0), seed=0)
+        out = g.generate_arrays(np.repeat(item, reps, 0), np.repeat(user, reps, 0), seed=0)
         return out.reshape(len(item), -1, 3).mean(1)
 
     colours = COLOURS.astype(float)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 
-from recgen._io import read_manifest, save_weights_directory
+from recgen._io import load_torch_state, save_torch_state
 from recgen.encoders.base import l2_normalize
-from recgen.errors import ArtifactError, ModelFitError, NotFittedError
+from recgen.errors import ModelFitError, NotFittedError
 
 log = logging.getLogger(__name__)
 
@@ -220,30 +220,33 @@ class ImageProjection:
 
     # ----------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Save weights (safetensors) and config (JSON) atomically to ``directory``."""
-
+        """Save weights (safetensors, network ``projection``) and config (JSON manifest)
+        atomically to ``directory``, with :func:`~recgen._io.save_torch_state`."""
         if not self.fitted:
             raise NotFittedError("refusing to save an unfitted ImageProjection")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         config = {"in_dim": self.in_dim, "out_dim": self.out_dim, "projection": asdict(self.config),
                   "history": asdict(self.history)}
-
-        return save_weights_directory(directory, kind=_KIND, tensors=state, config=config)
+        return save_torch_state(directory, kind=_KIND, modules={"projection": self.module}, config=config)
 
     @classmethod
     def load(cls, directory: str | Path, *, verify: bool = True) -> "ImageProjection":
-        """Load a projection saved by :meth:`save` (checksums verified; no pickle involved)."""
-        from safetensors.torch import load_file
+        """Load a projection saved by :meth:`save` (checksums verified when ``verify``; no pickle involved).
 
-        directory = Path(directory)
-        manifest = read_manifest(directory, kind=_KIND, verify=verify)
-        cfg = manifest["config"]
-        try:
+        Raises
+        ------
+        ArtifactError
+            Missing, tampered or incomplete directory, or weights that do not match its manifest.
+        """
+        made: list[ImageProjection] = []
+
+        def build(cfg: dict) -> dict:
             proj = cls(int(cfg["in_dim"]), int(cfg["out_dim"]), ProjectionConfig(**cfg["projection"]))
-            proj.module.load_state_dict(load_file(str(directory / "weights.safetensors")))
             proj.history = FitHistory(**cfg.get("history", {}))
-        except (KeyError, TypeError, RuntimeError) as exc:
-            raise ArtifactError(f"{directory}: projection weights do not match its manifest: {exc}") from exc
+            made.append(proj)
+            return {"projection": proj.module}
+
+        load_torch_state(directory, kind=_KIND, modules=build, verify=verify)
+        proj = made[-1]
         proj.module.eval()
         proj.fitted = True
         return proj

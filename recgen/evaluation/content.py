@@ -1,4 +1,4 @@
-"""Evaluate generated content of a :class:`~recgen.generators.personalized.ContentGenerator`."""
+"""Evaluate generated content of a :class:`~recgen.generators.ContentGenerator`."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -38,8 +38,9 @@ def preview_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]],
     pairs = [(u, i) for u, i in pairs if i in row_of]
     users, item_ids = [u for u, _ in pairs], [i for _, i in pairs]
     personal = gen.generate(users, item_ids, seed=seed, blurbs=False).images
-    neutral = gen.generate_previews(item_ids, np.zeros((len(item_ids), model.items.dim), np.float32), seed=seed,
-                                    user_guidance=0.0)
+    # the neutral preview: the same items for the neutral user (None), same seed, so the two differ
+    # only by the user
+    neutral = gen.generate([None] * len(item_ids), item_ids, seed=seed, blurbs=False).images
     feats_p = space.image_features([Image.fromarray(x) for x in personal])
     feats_n = space.image_features([Image.fromarray(x) for x in neutral])
     hist = catalog.interactions.assign(item_id=catalog.interactions["item_id"].astype(str))

@@ -205,13 +205,14 @@ def _reviews_known_by(reviews: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame
 def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epochs: int, seed: int, echo):
     """Train preview + blurb generators on the training interactions; generate for the example cards."""
     from recgen.catalog import CatalogData
-    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+    from recgen.generators import ContentGenerator, GenerationConfig
     from recgen.report import array_data_uri
 
     part = CatalogData(items=catalog.items, reviews=_reviews_known_by(catalog.reviews, history),
                        interactions=history, name=catalog.name)
     gen = ContentGenerator(GenerationConfig(image_generator="cvae", blurb_generator="grounded",
-                                            image_overrides={"epochs": epochs}, pairs_per_item=2, seed=seed)).fit(model, part)
+                                            image_overrides={"epochs": epochs, "pairs_per_item": 2}, seed=seed)
+                           ).fit(model, part)
     pairs = sorted({(u, i) for u in users for ranked in lists.values() for i in ranked.get(u, [])[:5]})
     if not pairs:
         return {}

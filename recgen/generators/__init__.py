@@ -1,4 +1,4 @@
-"""Generators of personalized content, looked up by short name.
+"""Generators of personalized content, looked up by short name (:mod:`recgen.generators.registry`).
 
 =========  ===================================  ==========================================
 name       class                                what it makes
@@ -10,65 +10,25 @@ grounded   :class:`GroundedBlurbGenerator`      blurbs made only of the item's o
 peter      :class:`PeterBlurbGenerator`         blurbs from a small conditional transformer
 =========  ===================================  ==========================================
 
+Every generator follows one contract (:mod:`recgen.generators.base`): ``fit(context)``,
+``generate(context, item_ids, user_ids, *, seed)``, ``save``, ``load(dir, *, verify, device)``,
+where the context (:class:`GenerationContext`) holds the fitted model and the catalog.
+:class:`ContentGenerator` pairs one preview and one blurb generator behind a cache.
+
 >>> gen = make_generator("cgan", epochs=10)
 """
 from __future__ import annotations
 
-from dataclasses import fields, replace
-from typing import Any
+from recgen.generators.base import BlurbGenerator, BlurbOutput, PreviewGenerator, PreviewOutput
+from recgen.generators.context import GenerationContext
+from recgen.generators.registry import (
+    BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, GeneratorSpec, config_class, generator_class, make_generator,
+)
+# last: personalized builds on the registry above
+from recgen.generators.personalized import (  # noqa: E402
+    ContentGenerator, GenerationCache, GenerationConfig, GenerationOutput,
+)
 
-from recgen.generators.base import BlurbOutput, PreviewOutput
-
-REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
-    # name: (module, class, config overrides)
-    "cvae": ("recgen.generators.cvae", "CVAEGenerator", {"adversarial_weight": 0.0}),
-    "cgan": ("recgen.generators.cvae", "CVAEGenerator", {"adversarial_weight": 0.05}),
-    "grounded": ("recgen.generators.grounded", "GroundedBlurbGenerator", {}),
-    "peter": ("recgen.generators.peter", "PeterBlurbGenerator", {}),
-}
-_CONFIGS = {"CVAEGenerator": "CVAEConfig", "GroundedBlurbGenerator": "GroundedBlurbConfig",
-            "PeterBlurbGenerator": "PeterConfig"}
-
-IMAGE_GENERATORS = ("cvae", "cgan")
-BLURB_GENERATORS = ("grounded", "peter")
-
-
-def config_class(name: str):
-    """The config dataclass of generator ``name``."""
-    import importlib
-
-    module, cls, _ = _lookup(name)
-    return getattr(importlib.import_module(module), _CONFIGS[cls])
-
-
-def make_generator(name: str, config: Any | None = None, **overrides: Any):
-    """Instantiate generator ``name`` with its config (defaults + registry presets + ``overrides``).
-
-    Raises
-    ------
-    ValueError
-        Unknown name (the message lists the registered ones) or unknown config field.
-    """
-    import importlib
-
-    module, cls, preset = _lookup(name)
-    mod = importlib.import_module(module)
-    cfg_cls = getattr(mod, _CONFIGS[cls])
-    cfg = config if config is not None else cfg_cls(**preset)
-    known = {f.name for f in fields(cfg_cls)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"{name!r} config has no field(s) {sorted(unknown)}; fields: {sorted(known)}")
-    if overrides:
-        cfg = replace(cfg, **overrides)
-    return getattr(mod, cls)(cfg)
-
-
-def _lookup(name: str):
-    if name not in REGISTRY:
-        raise ValueError(f"unknown generator {name!r}; registered: {sorted(REGISTRY)}")
-    return REGISTRY[name]
-
-
-__all__ = ["BLURB_GENERATORS", "BlurbOutput", "IMAGE_GENERATORS", "PreviewOutput", "REGISTRY", "config_class",
-           "make_generator"]
+__all__ = ["BLURB_GENERATORS", "BlurbGenerator", "BlurbOutput", "ContentGenerator", "GenerationCache",
+           "GenerationConfig", "GenerationContext", "GenerationOutput", "GeneratorSpec", "IMAGE_GENERATORS",
+           "PreviewGenerator", "PreviewOutput", "REGISTRY", "config_class", "generator_class", "make_generator"]

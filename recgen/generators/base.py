@@ -1,10 +1,36 @@
-"""Shared types of the generators: what they condition on and what they return."""
+"""The generators' contract: the two protocols, their output dataclasses, PNG helpers.
+
+A generator is one of two kinds, looked up by name in :mod:`recgen.generators.registry`:
+
+* :class:`PreviewGenerator` (``kind = "preview"``) returns :class:`PreviewOutput`;
+* :class:`BlurbGenerator` (``kind = "blurb"``) returns :class:`BlurbOutput`.
+
+Both train on, and condition on, a :class:`~recgen.generators.context.GenerationContext`
+(the fitted model, plus the catalog for ``fit``). Rules every implementation keeps (the
+shared test ``tests/test_generator_contract.py`` checks them for every registered name):
+
+* ``__init__(config=None)`` stores a copy of the config dataclass; ``fit`` returns ``self``;
+  ``generate``, ``save`` before ``fit`` raise :class:`~recgen.errors.NotFittedError`.
+* ``generate(context, item_ids, user_ids, *, seed=0)``: one output row per pair, in order;
+  a ``None`` (or unknown) user is the neutral user; an item the model does not know raises
+  :class:`~recgen.errors.UnknownIdError` naming it; the same seed gives the same output, and a
+  row's output never depends on the other rows of the call (services and caches rely on it).
+* ``save(directory)`` writes an atomic, checksummed, pickle-free directory and does not
+  change the generator; ``load(directory, *, verify=True, device=None)`` reads it back (the
+  keywords of every recgen loader), raising :class:`~recgen.errors.ArtifactError` on a
+  tampered or incomplete directory.
+"""
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from recgen.generators.context import GenerationContext
 
 
 @dataclass
@@ -16,7 +42,7 @@ class PreviewOutput:
     images : ndarray of uint8, shape (n, H, W, 3)
         RGB previews, one per requested (user, item) pair, in request order.
     user_ids, item_ids : list of str
-        The pairs, in the same order.
+        The pairs, in the same order (``""`` for the neutral user).
     """
 
     images: np.ndarray
@@ -42,6 +68,64 @@ class BlurbOutput:
     sources: list[list[str]] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     item_ids: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class PreviewGenerator(Protocol):
+    """Makes preview images for (item, user) pairs (``kind = "preview"``)."""
+
+    kind: ClassVar[str]
+    config: Any
+
+    def fit(self, context: "GenerationContext", *, progress: bool = False) -> "PreviewGenerator":
+        """Train on ``context.catalog`` with ``context.model``'s vectors; returns self."""
+        ...
+
+    def generate(self, context: "GenerationContext", item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                 seed: int = 0) -> PreviewOutput:
+        """One preview per (item, user) pair: ``images`` uint8 (n, H, W, 3)."""
+        ...
+
+    def save(self, directory: str | Path) -> Path:
+        """Save atomically to ``directory``; returns it."""
+        ...
+
+    @classmethod
+    def load(cls, directory: str | Path, *, verify: bool = True, device: str | None = None) -> "PreviewGenerator":
+        """Load what :meth:`save` wrote (checksums checked when ``verify``; onto ``device``)."""
+        ...
+
+
+@runtime_checkable
+class BlurbGenerator(Protocol):
+    """Writes blurbs ("why you may like it") for (item, user) pairs (``kind = "blurb"``)."""
+
+    kind: ClassVar[str]
+    config: Any
+
+    def fit(self, context: "GenerationContext", *, progress: bool = False) -> "BlurbGenerator":
+        """Train on ``context.catalog`` with ``context.model``'s vectors; returns self."""
+        ...
+
+    def generate(self, context: "GenerationContext", item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                 seed: int = 0) -> BlurbOutput:
+        """One non-empty blurb per (item, user) pair."""
+        ...
+
+    def save(self, directory: str | Path) -> Path:
+        """Save atomically to ``directory``; returns it."""
+        ...
+
+    @classmethod
+    def load(cls, directory: str | Path, *, verify: bool = True, device: str | None = None) -> "BlurbGenerator":
+        """Load what :meth:`save` wrote (checksums checked when ``verify``; onto ``device``)."""
+        ...
+
+
+#: the protocol of each generator kind (``cls.kind``). ``isinstance`` against a runtime-checkable
+#: protocol checks that the members exist; the two kinds have the same members, so ``kind`` is
+#: what tells a preview generator from a blurb generator.
+PROTOCOLS: dict[str, type] = {"preview": PreviewGenerator, "blurb": BlurbGenerator}
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -12,32 +12,50 @@ The adversarial term is weighted adaptively (after Esser et al. 2021, VQGAN): it
 the decoder's output logits is rescaled to ``adversarial_weight`` times the reconstruction gradient
 there, so the same weight means the same thing for every image size and loss scale.
 
+Personalization. The decoder sees the item's vectors and the taste vector of a user who
+interacted with the item. Because an item's own vectors already determine its picture, a
+decoder trained only on full conditions learns to ignore the user; so during training the
+item condition is dropped for a share of the pairs (``cond_dropout``), which forces the
+decoder to learn what a taste looks like, and at generation the user's effect is scaled like
+classifier-free guidance: ``x = x_neutral + user_guidance * (x_user - x_neutral)`` with the
+same latent sample for both.
+
 Training is reproducible: initialization is seeded, and each epoch draws its shuffling
 order and noise from a ``torch.Generator`` seeded with ``(seed, epoch)``, so a run resumed
 from an epoch checkpoint ends with the same weights as an uninterrupted one.
+
+Two levels of API: the generator contract (:class:`~recgen.generators.base.PreviewGenerator`:
+``fit(context)``, ``generate(context, item_ids, user_ids)``) and the arrays underneath it
+(:meth:`CVAEGenerator.fit_arrays`, :meth:`CVAEGenerator.generate_arrays`,
+:meth:`CVAEGenerator.reconstruct`). The networks are in :mod:`recgen.generators.nets.cvae`.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
+import zlib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
-from recgen._io import atomic_path, read_manifest, save_directory, write_manifest
-from recgen.errors import ArtifactError, ModelFitError, NotFittedError
+from recgen._io import MANIFEST, load_torch_state, save_torch_state
+from recgen.errors import ModelFitError, NotFittedError
+from recgen.generators.base import PreviewOutput
+from recgen.generators.context import GenerationContext, output_user_ids, paired
+from recgen.modalities import FUSED
 
 log = logging.getLogger(__name__)
 
 _KIND = "cvae-generator"
-_WEIGHTS = "weights.safetensors"
-_DISC = "discriminator.safetensors"
-_OPTIM = "optimizer.safetensors"
-# fields that may differ between the config of a resumed fit and its checkpoint
-_RESUME_FREE = ("epochs", "device", "cond_dim")
+# fields that may differ between the config of a resumed fit and its checkpoint (generation-time
+# settings and the device do not change what training does)
+_RESUME_FREE = ("epochs", "device", "cond_dim", "user_guidance")
+# the item condition: concat of these item vectors
+_ITEM_COND = ("text", FUSED)
 
 
 def _is_int(v: Any) -> bool:
@@ -78,8 +96,17 @@ class CVAEConfig:
         adversarial term, scaled adaptively (see the module docstring).
     disc_lr : float
         Adam learning rate of the discriminator (betas 0.0, 0.9).
+    pairs_per_item : int
+        :meth:`CVAEGenerator.fit` on a context: training pairs (item image, taste of a user
+        who interacted with the item) per item, plus one neutral pair.
+    cond_dropout : float
+        Share of the personalized training pairs whose item condition is zeroed, in [0, 1)
+        (see the module docstring).
+    user_guidance : float
+        Scale of the user's effect in :meth:`CVAEGenerator.generate` (1 = as learned, 0 =
+        the neutral preview); a generation-time setting.
     seed : int
-        Seeds initialization, shuffling and the training noise.
+        Seeds initialization, shuffling, the training noise and the choice of training pairs.
     device : str, optional
         Torch device; CUDA when available, else CPU.
     """
@@ -97,6 +124,9 @@ class CVAEConfig:
     recon_loss: str = "mse"
     adversarial_weight: float = 0.0
     disc_lr: float = 2e-4
+    pairs_per_item: int = 4
+    cond_dropout: float = 0.3
+    user_guidance: float = 1.0
     seed: int = 0
     device: str | None = None
 
@@ -105,7 +135,7 @@ class CVAEConfig:
         if not _is_int(s) or s < 16 or s & (s - 1):
             raise ValueError(f"image_size must be a power of two >= 16 (16, 32, 64, 128, ...); got {s!r}")
         for name, low in (("latent_dim", 1), ("base_channels", 1), ("cond_hidden", 1), ("batch_size", 2),
-                          ("epochs", 0), ("warmup_epochs", 0), ("seed", 0)):
+                          ("epochs", 0), ("warmup_epochs", 0), ("seed", 0), ("pairs_per_item", 1)):
             v = getattr(self, name)
             if not _is_int(v) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
@@ -116,6 +146,12 @@ class CVAEConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
                     or (positive and v == 0):
                 raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {v!r}")
+        c = self.cond_dropout
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c < 1:
+            raise ValueError(f"cond_dropout must be a number in [0, 1); got {c!r}")
+        g = self.user_guidance
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g):
+            raise ValueError(f"user_guidance must be a finite number (1 = as learned, 0 = neutral); got {g!r}")
         if self.recon_loss not in ("mse", "bce"):
             raise ValueError(f"recon_loss must be 'mse' or 'bce'; got {self.recon_loss!r}")
         if self.device is not None and (not isinstance(self.device, str) or not self.device):
@@ -126,84 +162,22 @@ class CVAEConfig:
         """Number of stride-2 stages (image_size -> 4x4)."""
         return int(math.log2(self.image_size)) - 2
 
-
-def _modules(cfg: CVAEConfig, cond_dim: int):
-    """(condition MLP, encoder, decoder, discriminator or None) for ``cfg``."""
-    import torch
-    import torch.nn as nn
-
-    chans = [min(cfg.base_channels * 2 ** i, cfg.base_channels * 4) for i in range(cfg.stages)]
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers, cin = [], 3
-            for c in chans:  # stride-2 4x4 convs: 2.25x cheaper than pool/upsample + 3x3 on CPU
-                layers += [nn.Conv2d(cin, c, 4, 2, 1), nn.LeakyReLU(0.2)]
-                cin = c
-            self.conv = nn.Sequential(*layers)
-            self.head = nn.Linear(cin * 16 + cfg.cond_hidden, 2 * cfg.latent_dim)
-
-        def forward(self, x, h):
-            mu, logvar = self.head(torch.cat([self.conv(x).flatten(1), h], 1)).chunk(2, dim=1)
-            return mu, logvar.clamp(-10, 10)  # keeps exp(logvar) finite early in training
-
-    class Decoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c0 = chans[-1]
-            self.fc = nn.Sequential(nn.Linear(cfg.latent_dim + cfg.cond_hidden, self.c0 * 16), nn.SiLU())
-            ups, films, cin = [], [], self.c0
-            for c in reversed(chans[:-1]):
-                ups.append(nn.ConvTranspose2d(cin, c, 4, 2, 1))
-                films.append(nn.Linear(cfg.cond_hidden, 2 * c))
-                cin = c
-            self.ups, self.films = nn.ModuleList(ups), nn.ModuleList(films)
-            # kernel 4 / stride 2: every output pixel gets the same number of taps (no checkerboard)
-            self.out = nn.ConvTranspose2d(cin, 3, 4, 2, 1)
-            self.out_shift = nn.Linear(cfg.cond_hidden, 3)  # per-image colour cast from the condition
-            self.act = nn.SiLU()
-
-        def forward(self, z, h):
-            """Logits of the image, (n, 3, S, S)."""
-            x = self.fc(torch.cat([z, h], 1)).view(-1, self.c0, 4, 4).contiguous(memory_format=torch.channels_last)
-            for up, film in zip(self.ups, self.films):
-                # FiLM: the condition modulates every scale, so the decoder learns to use it
-                # quickly instead of letting z carry what the condition already says
-                scale, shift = film(h)[:, :, None, None].chunk(2, dim=1)
-                x = self.act(up(x) * (1 + scale) + shift)
-            return self.out(x) + self.out_shift(h)[:, :, None, None]
-
-    class Discriminator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            sn = nn.utils.parametrizations.spectral_norm
-            layers, cin = [], 3
-            for c in chans:
-                layers += [sn(nn.Conv2d(cin, c, 4, 2, 1)), nn.LeakyReLU(0.2)]
-                cin = c
-            self.phi = nn.Sequential(*layers)
-            self.psi = sn(nn.Linear(cin, 1))
-            self.embed = sn(nn.Linear(cond_dim, cin, bias=False))
-
-        def forward(self, x, c):
-            f = self.phi(x).sum(dim=(2, 3))
-            return self.psi(f).squeeze(1) + (self.embed(c) * f).sum(1)
-
-    cond = nn.Sequential(nn.Linear(cond_dim, cfg.cond_hidden), nn.SiLU(), nn.Linear(cfg.cond_hidden, cfg.cond_hidden))
-    disc = Discriminator() if cfg.adversarial_weight > 0 else None
-    return cond, Encoder(), Decoder(), disc
+    @property
+    def channels(self) -> list[int]:
+        """Channels of each stage: ``base_channels`` doubled per stage, capped at 4x."""
+        return [min(self.base_channels * 2 ** i, self.base_channels * 4) for i in range(self.stages)]
 
 
 class CVAEGenerator:
     """Conditional VAE (optionally + cGAN head) that draws previews from item and user vectors.
 
-    Registry names: ``"cvae"`` (``adversarial_weight=0``) and ``"cgan"`` (``> 0``).
+    A :class:`~recgen.generators.base.PreviewGenerator`. Registry names: ``"cvae"``
+    (``adversarial_weight=0``) and ``"cgan"`` (``> 0``).
 
     Attributes
     ----------
     config : CVAEConfig
-        A copy of the config given, with ``cond_dim`` filled in by :meth:`fit`.
+        A copy of the config given, with ``cond_dim`` filled in by :meth:`fit_arrays`.
     item_dim, user_dim : int or None
         Widths of ``item_cond`` and ``user_cond`` seen at fit.
     history : dict of str to list of float
@@ -213,9 +187,18 @@ class CVAEGenerator:
 
     Examples
     --------
-    >>> gen = CVAEGenerator(CVAEConfig(epochs=20)).fit(images, item_cond, user_cond, progress=True)
-    >>> previews = gen.generate(item_cond[:4], user_cond[:4], seed=0)   # uint8 (4, 64, 64, 3)
+    On a fitted model and its catalog:
+
+    >>> gen = CVAEGenerator(CVAEConfig(epochs=20)).fit(GenerationContext(model, catalog), progress=True)
+    >>> gen.generate(GenerationContext(model), ["SKU-0042"], ["U0001"], seed=0).images   # uint8 (1, 64, 64, 3)
+
+    On arrays:
+
+    >>> gen = CVAEGenerator(CVAEConfig(epochs=20)).fit_arrays(images, item_cond, user_cond)
+    >>> previews = gen.generate_arrays(item_cond[:4], user_cond[:4], seed=0)   # uint8 (4, 64, 64, 3)
     """
+
+    kind = "preview"
 
     def __init__(self, config: CVAEConfig | None = None) -> None:
         self.config = replace(config) if config is not None else CVAEConfig()
@@ -296,7 +279,7 @@ class CVAEGenerator:
         self.config = replace(self.config, cond_dim=cond_dim)
         self.item_dim, self.user_dim = item_dim, user_dim
         torch.manual_seed(self.config.seed)
-        cond, enc, dec, disc = _modules(self.config, cond_dim)
+        cond, enc, dec, disc = _networks(self.config, cond_dim)
         dev = self.device
         self._nets = {"cond": cond, "enc": enc, "dec": dec}
         if disc is not None:
@@ -315,8 +298,6 @@ class CVAEGenerator:
 
     def _resume_from(self, checkpoint_dir: Path, item_dim: int, user_dim: int) -> bool:
         """Load the checkpoint in ``checkpoint_dir`` into ``self``; False when there is none."""
-        from recgen._io import MANIFEST
-
         if not (checkpoint_dir / MANIFEST).is_file():
             log.info("no checkpoint in %s: training from scratch", checkpoint_dir)
             return False
@@ -331,13 +312,144 @@ class CVAEGenerator:
         if diff:
             raise ValueError(f"config differs from the checkpoint in {checkpoint_dir}: {', '.join(diff)}; "
                              "resume with the config the checkpoint was trained with")
-        ck.config = replace(ck.config, epochs=self.config.epochs, device=self.config.device)
+        ck.config = replace(ck.config, **{k: getattr(self.config, k) for k in _RESUME_FREE if k != "cond_dim"})
         ck._cond_dim_given = self._cond_dim_given
         self.__dict__.update(ck.__dict__)
         return True
 
-    def fit(self, images, item_cond, user_cond, *, progress: bool = False, checkpoint_dir: str | Path | None = None,
+    # ------------------------------------------------------------ the contract
+    def fit(self, context: GenerationContext, *, progress: bool = False, checkpoint_dir: str | Path | None = None,
             resume: bool = False, epochs: int | None = None) -> "CVAEGenerator":
+        """Train on the catalog's item images, conditioned on the model's item and user vectors.
+
+        Builds the training set with :meth:`training_set` and trains with :meth:`fit_arrays`
+        (``checkpoint_dir``, ``resume`` and ``epochs`` are passed on: the training set is the
+        same for the same config and context, so a resumed fit continues the same run).
+
+        Parameters
+        ----------
+        context : GenerationContext
+            Needs ``catalog``.
+        progress : bool
+            tqdm bar over epochs.
+        checkpoint_dir, resume, epochs
+            See :meth:`fit_arrays`.
+
+        Returns
+        -------
+        self
+        """
+        images, item_cond, user_cond = self.training_set(context)
+        log.info("training %s on %d (image, item, user) pairs", "cgan" if self.adversarial else "cvae", len(images))
+        return self.fit_arrays(images, item_cond, user_cond, progress=progress, checkpoint_dir=checkpoint_dir,
+                               resume=resume, epochs=epochs)
+
+    @staticmethod
+    def item_condition(context: GenerationContext, rows: np.ndarray) -> np.ndarray:
+        """The item condition ``concat(text, fused)`` of the model's item ``rows``, float32 (n, 2 * dim)."""
+        return np.concatenate([context.item_vectors(rows, m) for m in _ITEM_COND], axis=1).astype(np.float32)
+
+    def training_set(self, context: GenerationContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(images, item_cond, user_cond)`` for :meth:`fit_arrays` from the catalog.
+
+        Every catalog item with an image (and vectors in the model) gives one neutral pair
+        (zeros as the user) and up to ``pairs_per_item`` pairs with the taste vector of a
+        user who interacted with it; ``cond_dropout`` of the personalized pairs get a zero
+        item condition. Draws come from ``numpy.random.default_rng(config.seed)``.
+
+        Returns
+        -------
+        images : ndarray of uint8, shape (n, image_size, image_size, 3)
+        item_cond : ndarray of float32, shape (n, 2 * dim)
+        user_cond : ndarray of float32, shape (n, dim)
+
+        Raises
+        ------
+        ValueError
+            No catalog in ``context``, or no catalog item has an image.
+        """
+        from recgen.encoders.image import load_image
+
+        catalog = context.require_catalog("the preview generator")
+        items = context.model.items
+        rng = np.random.default_rng(self.config.seed)
+        size = self.config.image_size
+        path_of = {i: p for i, p in zip(catalog.items["item_id"].astype(str), catalog.items["image_path"])
+                   if isinstance(p, str) and p}
+        # train on the catalog's items only (a held-out item may be in the model but not here)
+        has = items.present["image"] & pd.Index(items.ids).isin(list(path_of))
+        rows = np.flatnonzero(has)
+        if not len(rows):
+            raise ValueError("no item of the catalog has an image: the preview generator needs item images "
+                             "to learn from")
+        pixels = np.stack([np.asarray(load_image(path_of[items.ids[r]]).resize((size, size)), dtype=np.uint8)
+                           for r in rows])
+        users_of = (catalog.interactions.assign(item_id=catalog.interactions["item_id"].astype(str))
+                    .groupby("item_id")["user_id"].agg(list))
+        img_idx, cond_rows, users = [], [], []
+        for j, r in enumerate(rows):
+            cands = list(dict.fromkeys(users_of.get(items.ids[r], [])))
+            pick = rng.permutation(len(cands))[: self.config.pairs_per_item]
+            for u in [None] + [cands[p] for p in pick]:
+                img_idx.append(j)
+                cond_rows.append(r)
+                users.append(u)
+        item_cond = self.item_condition(context, np.asarray(cond_rows))
+        user_cond = context.user_vectors(users)
+        drop = rng.random(len(item_cond)) < self.config.cond_dropout
+        drop &= np.array([u is not None for u in users])  # keep neutral pairs fully conditioned
+        item_cond[drop] = 0.0
+        return pixels[np.asarray(img_idx)], item_cond, user_cond
+
+    def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                 seed: int = 0) -> PreviewOutput:
+        """One preview per (item, user) pair, the user's effect scaled by ``config.user_guidance``.
+
+        Parameters
+        ----------
+        context : GenerationContext
+            The model the generator was trained with (the catalog is not needed).
+        item_ids : sequence of str
+            Items of the model (with or without a photo: only their vectors are used).
+        user_ids : sequence of str or None
+            ``None`` or an unknown user: the neutral preview.
+        seed : int
+            Each pair's latent sample is seeded by ``(seed, item id)``: the same seed gives the
+            same previews, a pair's preview does not depend on the other pairs of the call,
+            and an item's personalized and neutral previews differ only by the user.
+
+        Returns
+        -------
+        PreviewOutput
+            ``images`` uint8 (n, image_size, image_size, 3).
+
+        Raises
+        ------
+        UnknownIdError
+            An item is not in the model.
+        ValueError
+            ``item_ids`` and ``user_ids`` differ in length.
+        """
+        self._check()
+        if not _is_int(seed):
+            raise TypeError(f"seed must be an integer; got {seed!r}")
+        item_ids, user_ids = paired(item_ids, user_ids)
+        cond = self.item_condition(context, context.item_rows(item_ids))
+        user = context.user_vectors(user_ids)
+        g = self.config.user_guidance
+        seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
+        personal = self.generate_arrays(cond, user, seed=seeds).astype(np.float32)
+        if g == 1.0:
+            images = personal.astype(np.uint8)
+        else:
+            neutral = self.generate_arrays(cond, np.zeros_like(user), seed=seeds).astype(np.float32)
+            images = np.clip(neutral + g * (personal - neutral), 0, 255).round().astype(np.uint8)
+        return PreviewOutput(images=images, user_ids=output_user_ids(user_ids), item_ids=item_ids)
+
+    # ------------------------------------------------------------- on arrays
+    def fit_arrays(self, images, item_cond, user_cond, *, progress: bool = False,
+                   checkpoint_dir: str | Path | None = None, resume: bool = False,
+                   epochs: int | None = None) -> "CVAEGenerator":
         """Train on (image, item condition, user condition) triples.
 
         Parameters
@@ -354,9 +466,10 @@ class CVAEGenerator:
             The generator is saved there (atomically, with optimizer state) after every epoch.
         resume : bool
             Continue from the checkpoint in ``checkpoint_dir`` (weights, optimizer state,
-            epoch counter, history) at its next epoch; ``fit(epochs=4)`` ends with the same
-            weights as ``fit(epochs=2, checkpoint_dir=d)`` then ``fit(epochs=4,
-            checkpoint_dir=d, resume=True)``. Without a checkpoint there it trains from scratch.
+            epoch counter, history) at its next epoch; ``fit_arrays(epochs=4)`` ends with the
+            same weights as ``fit_arrays(epochs=2, checkpoint_dir=d)`` then
+            ``fit_arrays(epochs=4, checkpoint_dir=d, resume=True)``. Without a checkpoint there
+            it trains from scratch.
         epochs : int, optional
             Total epochs to reach (default ``config.epochs``).
 
@@ -487,9 +600,8 @@ class CVAEGenerator:
         loss.backward() if backward is None else backward()
         opt.step()
 
-    # ----------------------------------------------------------------- generate
-    def generate(self, item_cond, user_cond, *, seed: int = 0, temperature: float = 1.0,
-                 batch_size: int = 256) -> np.ndarray:
+    def generate_arrays(self, item_cond, user_cond, *, seed: int = 0, temperature: float = 1.0,
+                        batch_size: int = 256) -> np.ndarray:
         """Draw one preview per (item_cond, user_cond) row.
 
         Parameters
@@ -524,7 +636,8 @@ class CVAEGenerator:
         else:
             seeds = np.asarray(seed) if isinstance(seed, (list, tuple, np.ndarray)) else None
             if seeds is None or seeds.shape != (len(ic),) or not np.issubdtype(seeds.dtype, np.integer):
-                raise TypeError(f"seed must be an integer or a sequence of {len(ic)} integers (one per row); got {seed!r}")
+                raise TypeError(f"seed must be an integer or a sequence of {len(ic)} integers (one per row); "
+                                f"got {seed!r}")
             z_all = torch.zeros((len(ic), self.config.latent_dim))
             for r, sd in enumerate(seeds.tolist()):
                 z_all[r] = torch.randn(self.config.latent_dim, generator=torch.Generator().manual_seed(int(sd)))
@@ -556,51 +669,28 @@ class CVAEGenerator:
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Save atomically to ``directory`` (replacing what is there).
+        """Save atomically to ``directory`` (replacing what is there), with :func:`~recgen._io.save_torch_state`.
 
-        Files: ``weights.safetensors`` (condition MLP, encoder, decoder),
-        ``discriminator.safetensors`` (when adversarial), ``optimizer.safetensors`` (Adam
-        moments and step counts, so :meth:`fit` can resume) and ``manifest.json`` (config,
-        condition dims, history, epoch counter, optimizer hyper-parameters, checksums).
-        The generator itself is not changed.
+        Files: ``weights.safetensors`` (networks ``cond``, ``enc``, ``dec`` and, when
+        adversarial, ``disc``), ``optimizer.safetensors`` (Adam moments and step counts, so
+        :meth:`fit_arrays` can resume) and ``manifest.json`` (config, condition dims,
+        history, epoch counter, optimizer hyper-parameters, checksums). The generator itself
+        is not changed.
         """
-        from safetensors.torch import save_file
-
         self._check()
-        files: dict[str, dict[str, Any]] = {_WEIGHTS: {}, _OPTIM: {}}
-        if "disc" in self._nets:
-            files[_DISC] = {}
-        for name, net in self._nets.items():
-            dest = files[_DISC if name == "disc" else _WEIGHTS]
-            for k, v in net.state_dict().items():
-                dest[f"{name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
-        opt_meta: dict[str, Any] = {}
-        for name, opt in self._opts.items():
-            state = opt.state_dict()
-            opt_meta[name] = state["param_groups"]
-            for pid, st in state["state"].items():
-                for k, v in st.items():
-                    if not hasattr(v, "detach"):
-                        raise ArtifactError(f"optimizer {name} has non-tensor state {k!r}; cannot save it")
-                    files[_OPTIM][f"{name}.{pid}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
         config = {"cvae": asdict(self.config), "item_dim": self.item_dim, "user_dim": self.user_dim,
-                  "history": self.history, "epochs_done": self.epochs_done, "optimizers": opt_meta}
-
-        def write(tmp: Path) -> None:
-            for fname, tensors in files.items():
-                with atomic_path(tmp / fname) as p:
-                    save_file(tensors, str(p))
-            write_manifest(tmp, kind=_KIND, files=sorted(files), config=config)
-
-        return save_directory(directory, write)
+                  "history": self.history, "epochs_done": self.epochs_done}
+        return save_torch_state(directory, kind=_KIND, modules=self._nets, optimizers=self._opts, config=config)
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | None = None) -> "CVAEGenerator":
-        """Load a generator saved by :meth:`save` (checksums verified; no pickle involved).
+    def load(cls, directory: str | Path, *, verify: bool = True, device: str | None = None) -> "CVAEGenerator":
+        """Load a generator saved by :meth:`save` (no pickle involved).
 
         Parameters
         ----------
         directory : path
+        verify : bool
+            Check every file against the manifest's checksums.
         device : str, optional
             Overrides the saved ``config.device`` (e.g. load a GPU-trained model on CPU).
 
@@ -609,37 +699,40 @@ class CVAEGenerator:
         ArtifactError
             Missing, incomplete, tampered or inconsistent artefact.
         """
-        from safetensors.torch import load_file
+        made: list[CVAEGenerator] = []
 
-        directory = Path(directory)
-        manifest = read_manifest(directory, kind=_KIND)
-        cfg = manifest["config"]
-        try:
+        def build(cfg: dict[str, Any]) -> dict[str, Any]:
             config = CVAEConfig(**cfg["cvae"])
             if device is not None:
                 config = replace(config, device=device)
             gen = cls(replace(config, cond_dim=None))
             gen._build(int(cfg["item_dim"]), int(cfg["user_dim"]))
-            tensors = load_file(str(directory / _WEIGHTS))
-            if "disc" in gen._nets:
-                tensors.update(load_file(str(directory / _DISC)))
-            for name, net in gen._nets.items():
-                prefix = f"{name}."
-                net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-                net.eval()
-            opt_tensors = load_file(str(directory / _OPTIM))
-            for name, opt in gen._opts.items():
-                state: dict[int, dict[str, Any]] = {}
-                for k, v in opt_tensors.items():
-                    if k.startswith(f"{name}."):
-                        _, pid, key = k.split(".", 2)
-                        state.setdefault(int(pid), {})[key] = v
-                opt.load_state_dict({"state": state, "param_groups": cfg["optimizers"][name]})
             gen.history = {k: [float(x) for x in v] for k, v in cfg["history"].items()}
             gen.epochs_done = int(cfg["epochs_done"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"{directory}: the saved generator is inconsistent with its manifest: {exc}") from exc
+            made.append(gen)
+            return gen._nets
+
+        load_torch_state(directory, kind=_KIND, modules=build, optimizers=lambda _: made[-1]._opts, verify=verify)
+        gen = made[-1]
+        for net in gen._nets.values():
+            net.eval()
         return gen
+
+
+def _networks(cfg: CVAEConfig, cond_dim: int):
+    """(condition MLP, encoder, decoder, discriminator or None) for ``cfg``.
+
+    Created in the order condition MLP, discriminator, encoder, decoder: the seeded
+    initialization (and so every saved reference output) depends on it.
+    """
+    from recgen.generators.nets.cvae import ConditionMLP, ConvEncoder, FiLMDecoder, ProjectionDiscriminator
+
+    chans = cfg.channels
+    cond = ConditionMLP(cond_dim, cfg.cond_hidden)
+    disc = ProjectionDiscriminator(chans, cond_dim) if cfg.adversarial_weight > 0 else None
+    enc = ConvEncoder(chans, cfg.latent_dim, cfg.cond_hidden)
+    dec = FiLMDecoder(chans, cfg.latent_dim, cfg.cond_hidden)
+    return cond, enc, dec, disc
 
 
 def _to_uint8(x) -> np.ndarray:

@@ -6,16 +6,23 @@ picked with maximal marginal relevance (MMR) and joined verbatim, so every state
 blurb is traceable to the item's own data (``BlurbOutput.sources`` says where each came
 from): faithfulness is 100% by construction.
 
->>> gen = GroundedBlurbGenerator().fit(items, reviews, encode=space.encode_text)
->>> out = gen.generate(["sku-1"], taste[None])     # zeros = neutral user
->>> out.texts[0], out.sources[0]                   # ("...", ["description", "review:17"])
+Two levels of API: the generator contract (:class:`~recgen.generators.base.BlurbGenerator`)
+
+>>> gen = GroundedBlurbGenerator().fit(GenerationContext(model, catalog))
+>>> out = gen.generate(GenerationContext(model), ["sku-1"], ["U0001"])
+
+and the frames and vectors underneath it:
+
+>>> gen = GroundedBlurbGenerator().fit_frames(items, reviews, encode=space.encode_text)
+>>> out = gen.generate_vectors(["sku-1"], taste[None])     # zeros = neutral user
+>>> out.texts[0], out.sources[0]                           # ("...", ["description", "review:17"])
 """
 from __future__ import annotations
 
 import json
 import re
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,6 +32,7 @@ import pandas as pd
 from recgen._io import atomic_save_npy, atomic_write_json, load_npy, read_manifest, save_directory, write_manifest
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
 from recgen.generators.base import BlurbOutput
+from recgen.generators.context import GenerationContext, output_user_ids, paired
 
 _KIND = "grounded-blurbs"
 DESCRIPTION, TITLE = "description", "title"
@@ -135,13 +143,64 @@ class GroundedBlurbGenerator:
         Unit sentence vectors in the shared space.
     """
 
+    kind = "blurb"
+
     def __init__(self, config: GroundedBlurbConfig | None = None) -> None:
-        self.config = config if config is not None else GroundedBlurbConfig()
+        self.config = replace(config) if config is not None else GroundedBlurbConfig()
         self.item_ids_: list[str] | None = None
 
-    # ---------------------------------------------------------------------- fit
-    def fit(self, items: pd.DataFrame, reviews: pd.DataFrame | None, *,
-            encode: Callable[[list[str]], np.ndarray]) -> "GroundedBlurbGenerator":
+    # ------------------------------------------------------------ the contract
+    def fit(self, context: GenerationContext, *, progress: bool = False) -> "GroundedBlurbGenerator":
+        """Collect and embed the sentences of the catalog's items and reviews (:meth:`fit_frames`).
+
+        Parameters
+        ----------
+        context : GenerationContext
+            Needs ``catalog``; sentences are embedded with ``context.encode_text``.
+        progress : bool
+            Unused (embedding is the only slow step, and the encoder reports its own progress).
+
+        Returns
+        -------
+        self
+        """
+        catalog = context.require_catalog("the grounded blurb generator")
+        return self.fit_frames(catalog.items, catalog.reviews, encode=context.encode_text)
+
+    def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                 seed: int = 0) -> BlurbOutput:
+        """One blurb per (item, user) pair, picked for the user's taste vector in ``context.model``.
+
+        Parameters
+        ----------
+        context : GenerationContext
+            The model whose space the sentences were embedded in (the catalog is not needed:
+            the sentences are part of the saved generator).
+        item_ids : sequence of str
+        user_ids : sequence of str or None
+            ``None`` or an unknown user: the neutral blurb.
+        seed : int
+            Breaks exact score ties (per pair, whatever the batch).
+
+        Returns
+        -------
+        BlurbOutput
+            With each sentence's provenance in ``sources``.
+
+        Raises
+        ------
+        UnknownIdError
+            An item is not in the model, or was not in the catalog at fit.
+        """
+        self._check()
+        item_ids, user_ids = paired(item_ids, user_ids)
+        context.item_rows(item_ids)  # an id the model does not know is named as such
+        return self.generate_vectors(item_ids, context.user_vectors(user_ids), seed=seed,
+                                     user_ids=output_user_ids(user_ids))
+
+    # ------------------------------------------------------- on frames and vectors
+    def fit_frames(self, items: pd.DataFrame, reviews: pd.DataFrame | None, *,
+                   encode: Callable[[list[str]], np.ndarray]) -> "GroundedBlurbGenerator":
         """Collect and embed every item's candidate sentences.
 
         Parameters
@@ -232,8 +291,8 @@ class GroundedBlurbGenerator:
         if self.item_ids_ is None:
             raise NotFittedError("GroundedBlurbGenerator is not fitted: call fit() or load() first")
 
-    def generate(self, item_ids: Sequence[str], user_vectors: np.ndarray, *, seed: int = 0,
-                 user_ids: Sequence[str] | None = None) -> BlurbOutput:
+    def generate_vectors(self, item_ids: Sequence[str], user_vectors: np.ndarray, *, seed: int = 0,
+                         user_ids: Sequence[str] | None = None) -> BlurbOutput:
         """One blurb per (item, user vector) pair.
 
         Parameters
@@ -354,8 +413,16 @@ class GroundedBlurbGenerator:
         return save_directory(directory, write)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "GroundedBlurbGenerator":
+    def load(cls, directory: str | Path, *, verify: bool = True, device: str | None = None) -> "GroundedBlurbGenerator":
         """Load a generator written by :meth:`save`.
+
+        Parameters
+        ----------
+        directory : path
+        verify : bool
+            Check every file against the manifest's checksums.
+        device : str, optional
+            Accepted for the loaders' common signature; this generator runs on numpy.
 
         Raises
         ------
@@ -363,7 +430,7 @@ class GroundedBlurbGenerator:
             Missing, incomplete, corrupted or inconsistent directory.
         """
         directory = Path(directory)
-        manifest = read_manifest(directory, kind=_KIND)
+        manifest = read_manifest(directory, kind=_KIND, verify=verify)
         try:
             gen = cls(GroundedBlurbConfig(**manifest["config"]["grounded"]))
             payload = json.loads((directory / "sentences.json").read_text())

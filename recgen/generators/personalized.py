@@ -1,16 +1,14 @@
 """``ContentGenerator``: personalized preview images and blurbs for (user, item) pairs.
 
-Ties a fitted :class:`~recgen.model.Recgen` (item vectors, user taste vectors) to one image
-generator and one blurb generator from the registry, trains them on the catalog, and
-serves ``generate(user_ids, item_ids, seed=...)`` in batches with a content-addressed cache.
+Ties a fitted :class:`~recgen.model.Recgen` (item vectors, user taste vectors) to one preview
+generator and one blurb generator from the registry, trains them on the catalog, and serves
+``generate(user_ids, item_ids, seed=...)`` in batches with a content-addressed cache.
 
-Personalization of previews. The decoder sees the item's vectors and the taste vector of
-a user who interacted with the item. Because an item's own vectors already determine its
-picture, a decoder trained only on full conditions learns to ignore the user; so during
-training the item condition is dropped for a share of the pairs (``cond_dropout``), which
-forces the decoder to learn what a taste looks like, and at generation the user's effect
-is scaled like classifier-free guidance: ``x = x_neutral + user_guidance * (x_user - x_neutral)``
-with the same latent sample for both.
+It knows the generators only through their contract (:mod:`recgen.generators.base`):
+``part.fit(context)`` and ``part.generate(context, item_ids, user_ids, seed=...)``. What a
+generator trains on and how it personalizes (the preview generator's training pairs,
+condition dropout and user guidance, for one) is the generator's own business and is set
+through its config (``image_overrides``, ``blurb_overrides``).
 """
 from __future__ import annotations
 
@@ -18,21 +16,20 @@ import hashlib
 import json
 import logging
 import uuid
-import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from recgen._io import read_manifest, save_directory, write_manifest
 from recgen.catalog.data import CatalogData
-from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
-from recgen.modalities import FUSED, SOURCE_MODALITIES
+from recgen.errors import ArtifactError, NotFittedError
 from recgen.generators.base import png_array, png_bytes
-from recgen.generators import BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, config_class, make_generator
+from recgen.generators.context import GenerationContext
+from recgen.generators.registry import BLURB_GENERATORS, IMAGE_GENERATORS, config_class, generator_class, make_generator
+from recgen.modalities import FUSED, SOURCE_MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +43,21 @@ class GenerationConfig:
     Attributes
     ----------
     image_generator : {"cvae", "cgan"} or None
-        None skips previews.
+        A preview generator of the registry; None skips previews.
     blurb_generator : {"grounded", "peter"} or None
-        None skips blurbs.
+        A blurb generator of the registry; None skips blurbs.
     image_overrides, blurb_overrides : dict
-        Config fields passed to the generators (e.g. ``{"epochs": 20, "image_size": 64}``).
-    pairs_per_item : int
-        Training pairs (item image, interacting user's taste) per item, plus one neutral pair.
-    cond_dropout : float
-        Share of training pairs whose item condition is zeroed (see module docstring).
-    user_guidance : float
-        Scale of the user's effect at generation (1 = as learned, 0 = neutral preview).
+        Config fields passed to the generators (e.g. ``{"epochs": 20, "image_size": 64,
+        "pairs_per_item": 2, "user_guidance": 1.0}`` for the preview generator: see its
+        config class, :func:`~recgen.generators.registry.config_class`).
     seed : int
+        Passed to each generator whose config has a ``seed`` (unless its overrides set one).
     """
 
     image_generator: str | None = "cvae"
     blurb_generator: str | None = "grounded"
     image_overrides: dict[str, Any] = field(default_factory=dict)
     blurb_overrides: dict[str, Any] = field(default_factory=dict)
-    pairs_per_item: int = 4
-    cond_dropout: float = 0.3
-    user_guidance: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,10 +65,9 @@ class GenerationConfig:
             raise ValueError(f"image_generator must be one of {IMAGE_GENERATORS} or None; got {self.image_generator!r}")
         if self.blurb_generator is not None and self.blurb_generator not in BLURB_GENERATORS:
             raise ValueError(f"blurb_generator must be one of {BLURB_GENERATORS} or None; got {self.blurb_generator!r}")
-        if not 0 <= self.cond_dropout < 1:
-            raise ValueError(f"cond_dropout must be in [0, 1); got {self.cond_dropout}")
-        if self.pairs_per_item < 1:
-            raise ValueError(f"pairs_per_item must be >= 1; got {self.pairs_per_item}")
+        for name in ("image_overrides", "blurb_overrides"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict of config fields; got {type(getattr(self, name)).__name__}")
 
 
 @dataclass
@@ -104,10 +94,12 @@ class GenerationOutput:
 
 
 class GenerationCache:
-    """Generated content keyed by a content hash of (generator version, item vectors, user vector, seed).
+    """Generated content keyed by a content hash of (generator version and settings, item vectors,
+    user vector, seed).
 
     Any change to the item (its vectors change), to the user's taste, or to the generator
-    (a refit gets a new version id) changes the key, so stale content is never served.
+    (a refit gets a new version id; a changed setting a new digest) changes the key, so stale
+    content is never served.
     """
 
     _meta = sa.MetaData()
@@ -148,15 +140,68 @@ class GenerationCache:
                 conn.execute(self._table.insert(), rows[s:s + 500])
 
 
-def _make(name: str, overrides: dict[str, Any], seed: int):
-    from dataclasses import fields
+@dataclass(frozen=True)
+class _Part:
+    """How one kind of generated content is configured, stored, cached and returned."""
 
+    kind: str  # the generator kind ("preview" / "blurb")
+    attr: str  # ContentGenerator attribute holding the fitted generator
+    name_field: str  # GenerationConfig field naming the generator
+    overrides_field: str  # GenerationConfig field with its config overrides
+    subdir: str  # folder of the saved generator
+    cache_kind: str  # GenerationCache kind column (and key prefix)
+    take: Callable[[Any, int], Any]  # (generator output, row) -> one pair's value
+    encode: Callable[[Any], bytes]  # value -> cache payload
+    decode: Callable[[bytes], Any]  # cache payload -> value
+
+
+def _blurb_payload(value: tuple[str, list[str]]) -> bytes:
+    return json.dumps({"text": value[0], "sources": value[1]}).encode()
+
+
+def _blurb_value(payload: bytes) -> tuple[str, list[str]]:
+    d = json.loads(payload.decode())
+    return d["text"], d["sources"]
+
+
+_PARTS = (
+    _Part("preview", "image_gen", "image_generator", "image_overrides", "image", "img",
+          take=lambda out, j: out.images[j], encode=png_bytes, decode=png_array),
+    _Part("blurb", "blurb_gen", "blurb_generator", "blurb_overrides", "blurb", "txt",
+          take=lambda out, j: (out.texts[j], out.sources[j] if out.sources else []),
+          encode=_blurb_payload, decode=_blurb_value),
+)
+# GenerationConfig fields that moved into the preview generator's config: saves of older
+# recgen versions still carry them in the generation settings
+_MOVED_TO_PREVIEW = ("pairs_per_item", "cond_dropout", "user_guidance")
+
+
+def _make(name: str, overrides: dict[str, Any], seed: int):
     has_seed = "seed" in {f.name for f in fields(config_class(name))}
     return make_generator(name, **{**({"seed": seed} if has_seed else {}), **overrides})
 
 
+def _settings_digest(gen) -> str:
+    """Short digest of a generator's config: a setting changed after fit (say, the preview
+    generator's ``user_guidance``) changes the cache keys."""
+    body = json.dumps(asdict(gen.config), sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 class ContentGenerator:
     """Personalized previews and blurbs on top of a fitted :class:`~recgen.model.Recgen`.
+
+    Attributes
+    ----------
+    config : GenerationConfig
+    image_gen : PreviewGenerator or None
+        The fitted preview generator (None when ``config.image_generator`` is None).
+    blurb_gen : BlurbGenerator or None
+        The fitted blurb generator.
+    model : Recgen or None
+        The model the generators condition on.
+    version : str or None
+        Random id of this fit: part of every cache key.
 
     Examples
     --------
@@ -172,30 +217,6 @@ class ContentGenerator:
         self.model = None
         self.version: str | None = None
 
-    # ------------------------------------------------------------------ helpers
-    def _item_cond(self, rows: np.ndarray) -> np.ndarray:
-        v = self.model.items.vectors
-        return np.concatenate([v["text"][rows], v["fused"][rows]], axis=1).astype(np.float32)
-
-    def _item_rows(self, item_ids: Sequence[str]) -> np.ndarray:
-        rows = self.model.items.rows([str(i) for i in item_ids])
-        if (rows < 0).any():
-            bad = [i for i, r in zip(item_ids, rows) if r < 0]
-            raise UnknownIdError(f"{len(bad)} item ids are not in the model, e.g. {bad[:5]}")
-        return rows
-
-    def _user_vecs(self, user_ids: Sequence[str | None]) -> np.ndarray:
-        """Taste vectors; ``None`` (or an unknown user) gives the neutral zero vector."""
-        dim = self.model.items.dim
-        out = np.zeros((len(user_ids), dim), dtype=np.float32)
-        known = [u is not None for u in user_ids]
-        if any(known):
-            rows = self.model.profiles.rows([u for u in user_ids if u is not None])
-            idx = np.flatnonzero(known)
-            ok = rows >= 0
-            out[idx[ok]] = self.model.profiles.vectors_["fused"][rows[ok]]
-        return out
-
     # ---------------------------------------------------------------------- fit
     def fit(self, model, catalog: CatalogData, *, progress: bool = False) -> "ContentGenerator":
         """Train the configured generators on ``catalog`` (the one ``model`` was fitted on).
@@ -207,113 +228,42 @@ class ContentGenerator:
         catalog : CatalogData
             Items (with image paths), reviews and interactions.
         progress : bool
+
+        Returns
+        -------
+        self
         """
         model._check()
         self.model = model
-        c = self.config
-        rng = np.random.default_rng(c.seed)
-        if c.image_generator:
-            self.image_gen = _make(c.image_generator, c.image_overrides, c.seed)
-            images, item_cond, user_cond = self._image_training_set(catalog, rng)
-            log.info("training %s on %d (image, item, user) pairs", c.image_generator, len(images))
-            self.image_gen.fit(images, item_cond, user_cond, progress=progress)
-        if c.blurb_generator:
-            self.blurb_gen = _make(c.blurb_generator, c.blurb_overrides, c.seed)
-            self._fit_blurbs(catalog, progress)
+        context = GenerationContext(model, catalog)
+        for part in _PARTS:
+            name = getattr(self.config, part.name_field)
+            gen = None
+            if name:
+                gen = _make(name, getattr(self.config, part.overrides_field), self.config.seed)
+                gen = gen.fit(context, progress=progress)
+            setattr(self, part.attr, gen)
         self.version = uuid.uuid4().hex
         return self
-
-    def _image_training_set(self, catalog: CatalogData, rng):
-        from recgen.encoders.image import load_image
-
-        size = self.image_gen.config.image_size
-        items = catalog.items
-        path_of = {i: p for i, p in zip(items["item_id"].astype(str), items["image_path"])
-                   if isinstance(p, str) and p}
-        # train on the catalog's items only (a held-out item may be in the model but not here)
-        has = self.model.items.present["image"] & pd.Index(self.model.items.ids).isin(list(path_of))
-        rows = np.flatnonzero(has)
-        if not len(rows):
-            raise ValueError("no item of the catalog has an image: the preview generator needs item images to learn from")
-        pixels = []
-        for r in rows:
-            img = load_image(path_of[self.model.items.ids[r]]).resize((size, size))
-            pixels.append(np.asarray(img, dtype=np.uint8))
-        pixels = np.stack(pixels)
-        users_of = (catalog.interactions.assign(item_id=catalog.interactions["item_id"].astype(str))
-                    .groupby("item_id")["user_id"].agg(list))
-        img_idx, cond_rows, users = [], [], []
-        for j, r in enumerate(rows):
-            item_id = self.model.items.ids[r]
-            cands = list(dict.fromkeys(users_of.get(item_id, [])))
-            pick = rng.permutation(len(cands))[: self.config.pairs_per_item]
-            for u in [None] + [cands[p] for p in pick]:
-                img_idx.append(j)
-                cond_rows.append(r)
-                users.append(u)
-        item_cond = self._item_cond(np.asarray(cond_rows))
-        user_cond = self._user_vecs(users)
-        drop = rng.random(len(item_cond)) < self.config.cond_dropout
-        drop &= np.array([u is not None for u in users])  # keep neutral pairs fully conditioned
-        item_cond[drop] = 0.0
-        return pixels[np.asarray(img_idx)], item_cond, user_cond
-
-    def _fit_blurbs(self, catalog: CatalogData, progress: bool) -> None:
-        name = self.config.blurb_generator
-        if name == "grounded":
-            self.blurb_gen.fit(catalog.items, catalog.reviews, encode=self.model.space.encode_text)
-            return
-        # peter: one training text per review, conditioned on (reviewer taste or neutral, item vector)
-        reviews = catalog.reviews
-        if reviews is None or not len(reviews):
-            texts = [str(d) for d in catalog.items["description"]]
-            item_ids = catalog.items["item_id"].astype(str).tolist()
-            users = [None] * len(texts)
-        else:
-            texts = reviews["text"].astype(str).tolist()
-            item_ids = reviews["item_id"].astype(str).tolist()
-            users = [u if isinstance(u, str) and u else None for u in reviews["user_id"]]
-        rows = self.model.items.rows(item_ids)
-        keep = rows >= 0
-        self.blurb_gen.fit([t for t, k in zip(texts, keep) if k], self._user_vecs([u for u, k in zip(users, keep) if k]),
-                           self.model.items.vectors["fused"][rows[keep]], progress=progress)
 
     # ----------------------------------------------------------------- generate
     def _check(self) -> None:
         if self.model is None or (self.image_gen is None and self.blurb_gen is None):
             raise NotFittedError("ContentGenerator is not fitted: call fit(model, catalog) or load() first")
 
-    def _keys(self, kind: str, item_ids: Sequence[str], rows: np.ndarray, user_vecs: np.ndarray, seed: int,
-              guidance: float) -> list[str]:
+    def _keys(self, part: _Part, gen, item_ids: Sequence[str], rows: np.ndarray, user_vecs: np.ndarray,
+              seed: int) -> list[str]:
         v = self.model.items.vectors
+        settings = _settings_digest(gen)
         keys = []
         for item_id, r, u in zip(item_ids, rows, user_vecs):
-            # v2: previews are seeded per (seed, item id), so the id is part of the key
-            h = hashlib.sha256(f"v2|{kind}|{self.version}|{seed}|{guidance}|{item_id}|".encode())
+            # v3: the generator's settings digest replaced the preview guidance of v2
+            h = hashlib.sha256(f"v3|{part.cache_kind}|{self.version}|{seed}|{settings}|{item_id}|".encode())
             for m in (*SOURCE_MODALITIES, FUSED):
                 h.update(v[m][r].tobytes())
             h.update(u.tobytes())
             keys.append(h.hexdigest())
         return keys
-
-    def generate_previews(self, item_ids: Sequence[str], user_vectors: np.ndarray, *, seed: int = 0,
-                          user_guidance: float | None = None) -> np.ndarray:
-        """Previews for items given raw taste vectors (zeros = neutral); uint8 (n, H, W, 3)."""
-        if self.image_gen is None:
-            raise NotFittedError("no image generator was trained (config.image_generator is None)")
-        rows = self._item_rows(item_ids)
-        cond = self._item_cond(rows)
-        user = np.asarray(user_vectors, dtype=np.float32)
-        g = self.config.user_guidance if user_guidance is None else user_guidance
-        # one noise seed per (seed, item): a pair's preview never depends on the other pairs of the
-        # call (batch composition), so services, batch jobs and the cache all agree, and the
-        # personalized and neutral previews of an item differ only by the user condition
-        seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
-        personal = self.image_gen.generate(cond, user, seed=seeds).astype(np.float32)
-        if g == 1.0:
-            return personal.astype(np.uint8)
-        neutral = self.image_gen.generate(cond, np.zeros_like(user), seed=seeds).astype(np.float32)
-        return np.clip(neutral + g * (personal - neutral), 0, 255).round().astype(np.uint8)
 
     def generate(self, user_ids: Sequence[str | None], item_ids: Sequence[str], *, seed: int = 0,
                  images: bool = True, blurbs: bool = True, cache: GenerationCache | None = None) -> GenerationOutput:
@@ -326,66 +276,65 @@ class ContentGenerator:
         item_ids : sequence of str
             Items of the model (unknown ids raise :class:`UnknownIdError`).
         seed : int
-            Same seed, same output.
+            Same seed, same output; a pair's output does not depend on the other pairs.
         images, blurbs : bool
             Which parts to make (each needs its generator).
         cache : GenerationCache, optional
+
+        Returns
+        -------
+        GenerationOutput
+
+        Raises
+        ------
+        NotFittedError
+            Not fitted, or a part asked for whose generator was not configured.
+        UnknownIdError
+            An item is not in the model.
+        ValueError
+            ``user_ids`` and ``item_ids`` differ in length.
         """
         self._check()
         user_ids, item_ids = list(user_ids), [str(i) for i in item_ids]
         if len(user_ids) != len(item_ids):
             raise ValueError(f"user_ids has {len(user_ids)} entries but item_ids has {len(item_ids)}")
-        rows = self._item_rows(item_ids)
-        uvecs = self._user_vecs(user_ids)
+        context = GenerationContext(self.model)
+        rows = context.item_rows(item_ids)
+        uvecs = context.user_vectors(user_ids)
         n = len(item_ids)
-        hit_img = np.zeros(n, dtype=bool)
-        hit_txt = np.zeros(n, dtype=bool)
-        out_images = None
-        if images and self.image_gen is not None:
-            keys = self._keys("img", item_ids, rows, uvecs, seed, self.config.user_guidance)
+        values: dict[str, list[Any]] = {}
+        hits = np.ones(n, dtype=bool)
+        for part, wanted in zip(_PARTS, (images, blurbs)):
+            if not wanted:
+                continue
+            gen = getattr(self, part.attr)
+            if gen is None:
+                raise NotFittedError(f"no {part.kind} generator was trained (config.{part.name_field} is None)")
+            keys = self._keys(part, gen, item_ids, rows, uvecs, seed)
             found = cache.get_many(keys) if cache is not None else {}
+            got: list[Any] = [part.decode(found[k]) if k in found else None for k in keys]
+            hit = np.array([k in found for k in keys], dtype=bool)
+            todo = np.flatnonzero(~hit)
+            if len(todo):
+                fresh = gen.generate(context, [item_ids[i] for i in todo], [user_ids[i] for i in todo], seed=seed)
+                for j, i in enumerate(todo):
+                    got[i] = part.take(fresh, j)
+                if cache is not None:
+                    cache.put_many(part.cache_kind, {keys[i]: part.encode(got[i]) for i in todo})
+            values[part.kind] = got
+            hits &= hit
+        out_images = out_blurbs = None
+        sources: list[list[str]] = [[] for _ in range(n)]
+        if "preview" in values:
             size = self.image_gen.config.image_size
             out_images = np.zeros((n, size, size, 3), dtype=np.uint8)
-            hit_img = np.array([k in found for k in keys], dtype=bool)
-            for i in np.flatnonzero(hit_img):
-                out_images[i] = png_array(found[keys[i]])
-            todo = np.flatnonzero(~hit_img)
-            if len(todo):
-                fresh = self.generate_previews([item_ids[i] for i in todo], uvecs[todo], seed=seed)
-                out_images[todo] = fresh
-                if cache is not None:
-                    cache.put_many("img", {keys[i]: png_bytes(fresh[j]) for j, i in enumerate(todo)})
-        elif images:
-            raise NotFittedError("no image generator was trained (config.image_generator is None)")
-        out_blurbs, sources = None, [[] for _ in range(n)]
-        if blurbs and self.blurb_gen is not None:
-            keys = self._keys("txt", item_ids, rows, uvecs, seed, 0.0)
-            found = cache.get_many(keys) if cache is not None else {}
-            out_blurbs = [""] * n
-            hit_txt = np.array([k in found for k in keys], dtype=bool)
-            for i in np.flatnonzero(hit_txt):
-                payload = json.loads(found[keys[i]].decode())
-                out_blurbs[i], sources[i] = payload["text"], payload["sources"]
-            todo = np.flatnonzero(~hit_txt)
-            if len(todo):
-                fresh = self._blurbs([item_ids[i] for i in todo], rows[todo], uvecs[todo], seed)
-                new = {}
-                for j, i in enumerate(todo):
-                    out_blurbs[i] = fresh.texts[j]
-                    sources[i] = fresh.sources[j] if fresh.sources else []
-                    new[keys[i]] = json.dumps({"text": out_blurbs[i], "sources": sources[i]}).encode()
-                if cache is not None:
-                    cache.put_many("txt", new)
-        elif blurbs:
-            raise NotFittedError("no blurb generator was trained (config.blurb_generator is None)")
-        hits = (hit_img | (out_images is None)) & (hit_txt | (out_blurbs is None))
+            for i, image in enumerate(values["preview"]):
+                out_images[i] = image
+        if "blurb" in values:
+            out_blurbs = [text for text, _ in values["blurb"]]
+            sources = [list(src) for _, src in values["blurb"]]
         return GenerationOutput(user_ids=[str(u) if u is not None else "" for u in user_ids], item_ids=item_ids,
                                 images=out_images, blurbs=out_blurbs, sources=sources, from_cache=hits)
-
-    def _blurbs(self, item_ids: list[str], rows: np.ndarray, uvecs: np.ndarray, seed: int):
-        if self.config.blurb_generator == "grounded":
-            return self.blurb_gen.generate(item_ids, uvecs, seed=seed)
-        return self.blurb_gen.generate_blurbs(item_ids, self.model.items.vectors["fused"][rows], uvecs, seed=seed)
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
@@ -395,32 +344,51 @@ class ContentGenerator:
 
         def write(tmp: Path) -> None:
             files = []
-            if self.image_gen is not None:
-                self.image_gen.save(tmp / "image")
-                files.append("image/manifest.json")
-            if self.blurb_gen is not None:
-                self.blurb_gen.save(tmp / "blurb")
-                files.append("blurb/manifest.json")
+            for part in _PARTS:
+                gen = getattr(self, part.attr)
+                if gen is not None:
+                    gen.save(tmp / part.subdir)
+                    files.append(f"{part.subdir}/manifest.json")
             write_manifest(tmp, kind=_KIND, files=files, config=config)
 
         return save_directory(directory, write)
 
     @classmethod
-    def load(cls, directory: str | Path, model) -> "ContentGenerator":
-        """Load generators saved by :meth:`save`, attached to the fitted ``model`` they were trained with."""
-        import importlib
+    def load(cls, directory: str | Path, model, *, verify: bool = True,
+             device: str | None = None) -> "ContentGenerator":
+        """Load generators saved by :meth:`save`, attached to the fitted ``model`` they were trained with.
 
+        Parameters
+        ----------
+        directory : path
+        model : Recgen
+            The model the generators were trained with.
+        verify : bool
+            Check every file against the manifests' checksums.
+        device : str, optional
+            Torch device for the generators (default: the saved configs').
+
+        Raises
+        ------
+        ArtifactError
+            Missing, incomplete, tampered or inconsistent directory.
+        """
         directory = Path(directory)
-        manifest = read_manifest(directory, kind=_KIND)
+        manifest = read_manifest(directory, kind=_KIND, verify=verify)
         try:
-            gen = cls(GenerationConfig(**manifest["config"]["generation"]))
+            settings = dict(manifest["config"]["generation"])
+            legacy = {k: settings.pop(k) for k in _MOVED_TO_PREVIEW if k in settings}
+            gen = cls(GenerationConfig(**settings))
             gen.version = manifest["config"]["version"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{directory}/manifest.json has an invalid config: {exc}") from exc
         gen.model = model
-        for attr, name, sub in (("image_gen", gen.config.image_generator, "image"),
-                                ("blurb_gen", gen.config.blurb_generator, "blurb")):
-            if name and (directory / sub).is_dir():
-                module, cls_name, _ = REGISTRY[name]
-                setattr(gen, attr, getattr(importlib.import_module(module), cls_name).load(directory / sub))
+        for part in _PARTS:
+            name = getattr(gen.config, part.name_field)
+            if name and (directory / part.subdir).is_dir():
+                loaded = generator_class(name).load(directory / part.subdir, verify=verify, device=device)
+                setattr(gen, part.attr, loaded)
+        if legacy and gen.image_gen is not None:  # an older save: its settings apply to the preview part
+            own = {f.name for f in fields(gen.image_gen.config)}
+            gen.image_gen.config = replace(gen.image_gen.config, **{k: v for k, v in legacy.items() if k in own})
         return gen

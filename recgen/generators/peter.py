@@ -9,8 +9,15 @@ cross-entropy on the catalog's reviews; decoding is greedy or seeded sampling.
 Unlike :class:`~recgen.generators.grounded.GroundedBlurbGenerator` it can write words the
 item's data does not contain: its faithfulness is measured, not guaranteed.
 
->>> gen = PeterBlurbGenerator(PeterConfig(epochs=10)).fit(review_texts, reviewer_vecs, item_vecs)
->>> gen.generate(item_vecs[:2], np.zeros((2, dim), np.float32))      # greedy, neutral users
+Two levels of API: the generator contract (:class:`~recgen.generators.base.BlurbGenerator`)
+and the arrays underneath it (:meth:`PeterBlurbGenerator.fit_arrays`,
+:meth:`PeterBlurbGenerator.generate_arrays`). The network is
+:class:`recgen.generators.nets.peter.PeterTransformer`.
+
+>>> gen = PeterBlurbGenerator(PeterConfig(epochs=10)).fit(GenerationContext(model, catalog))
+>>> gen.generate(GenerationContext(model), ["SKU-0001"], [None]).texts        # greedy, neutral user
+>>> gen = PeterBlurbGenerator(PeterConfig(epochs=10)).fit_arrays(review_texts, reviewer_vecs, item_vecs)
+>>> gen.generate_arrays(item_vecs[:2], np.zeros((2, dim), np.float32))      # greedy, neutral users
 """
 from __future__ import annotations
 
@@ -18,16 +25,18 @@ import logging
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from recgen._io import read_manifest, save_weights_directory
-from recgen.errors import ArtifactError, ModelFitError, NotFittedError
+from recgen._io import load_torch_state, save_torch_state
+from recgen.errors import ModelFitError, NotFittedError
 from recgen.generators.base import BlurbOutput
+from recgen.generators.context import GenerationContext, output_user_ids, paired
 from recgen.generators.grounded import split_sentences
+from recgen.modalities import FUSED
 
 log = logging.getLogger(__name__)
 
@@ -116,76 +125,19 @@ class PeterConfig:
             raise ValueError(f"lr must be > 0 and dropout in [0, 1); got lr={self.lr}, dropout={self.dropout}")
 
 
-def _cutoffs(vocab: int) -> list[int]:
-    """Adaptive-softmax cluster bounds for a frequency-sorted vocabulary; [] = plain softmax.
+def _network(cfg: PeterConfig, vocab: int, user_dim: int, item_dim: int):
+    from recgen.generators.nets.peter import PeterTransformer
 
-    The full softmax over a 5000-word vocabulary costs more than the whole transformer body
-    at d_model=128; with Zipf-distributed words the head cluster (10% of the words) holds
-    most tokens, so the adaptive one (Grave et al. 2017) trains about twice as fast.
-    """
-    if vocab < 1000:
-        return []
-    return [vocab // 10, (2 * vocab) // 5]
-
-
-def _net(cfg: PeterConfig, vocab: int, user_dim: int, item_dim: int):
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class Peter(nn.Module):
-        """[user, item, <bos>, w1, w2, ...] -> next-word distributions at every text position."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.user = nn.Linear(user_dim, cfg.d_model)
-            self.item = nn.Linear(item_dim, cfg.d_model)
-            self.tok = nn.Embedding(vocab, cfg.d_model, padding_idx=PAD)
-            self.pos = nn.Embedding(cfg.max_len + 4, cfg.d_model)
-            layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, cfg.dropout,
-                                               batch_first=True, norm_first=True)
-            self.body = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
-            self.norm = nn.LayerNorm(cfg.d_model)
-            cutoffs = _cutoffs(vocab)
-            if cutoffs:
-                self.out = nn.AdaptiveLogSoftmaxWithLoss(cfg.d_model, vocab, cutoffs, div_value=4.0)
-            else:
-                self.out = nn.Linear(cfg.d_model, vocab)
-            n = cfg.max_len + 4
-            mask = torch.ones((n, n), dtype=torch.bool).triu(1)  # True = may not attend
-            mask[:2, :2] = False  # user and item see each other (the PETER mask)
-            self.register_buffer("mask", mask, persistent=False)
-
-        def hidden(self, u, i, tokens):
-            # No key-padding mask is needed: <pad> only follows <eos>, and the causal mask
-            # already hides later positions; outputs at <pad> positions are never used.
-            n = tokens.shape[1] + 2
-            x = torch.cat([self.user(u)[:, None], self.item(i)[:, None], self.tok(tokens)], 1)
-            x = x + self.pos.weight[:n][None]
-            return self.norm(self.body(x, mask=self.mask[:n, :n])[:, 2:])
-
-        def loss(self, u, i, tokens):
-            """Mean next-word cross-entropy over the non-pad targets of ``tokens`` (b, t)."""
-            h = self.hidden(u, i, tokens[:, :-1])
-            target = tokens[:, 1:]
-            keep = target != PAD
-            h, target = h[keep], target[keep]  # the softmax runs on real tokens only
-            if isinstance(self.out, nn.AdaptiveLogSoftmaxWithLoss):
-                return self.out(h, target).loss, len(target)
-            return F.cross_entropy(self.out(h), target), len(target)
-
-        def next_log_probs(self, u, i, tokens):
-            """Log-probabilities of the word after ``tokens`` (b, t): shape (b, vocab)."""
-            h = self.hidden(u, i, tokens)[:, -1]
-            if isinstance(self.out, nn.AdaptiveLogSoftmaxWithLoss):
-                return self.out.log_prob(h)
-            return torch.log_softmax(self.out(h).float(), -1)
-
-    return Peter()
+    return PeterTransformer(vocab, user_dim, item_dim, d_model=cfg.d_model, n_heads=cfg.n_heads,
+                            n_layers=cfg.n_layers, max_len=cfg.max_len, dropout=cfg.dropout, pad_id=PAD)
 
 
 class PeterBlurbGenerator:
     """Neural, conditional blurb generator (registry name ``"peter"``).
+
+    A :class:`~recgen.generators.base.BlurbGenerator`: trained on the catalog's reviews (each
+    conditioned on its writer's taste, or the neutral user, and the item's fused vector),
+    or on the item descriptions when there are no reviews; greedy decoding.
 
     Parameters
     ----------
@@ -201,8 +153,10 @@ class PeterBlurbGenerator:
         Dimensions of the conditioning vectors (set by :meth:`fit`).
     """
 
+    kind = "blurb"
+
     def __init__(self, config: PeterConfig | None = None) -> None:
-        self.config = config if config is not None else PeterConfig()
+        self.config = replace(config) if config is not None else PeterConfig()
         self.vocab: list[str] | None = None
         self.history: dict[str, list[float]] = {"loss": [], "seconds": []}
         self._net = None
@@ -222,8 +176,74 @@ class PeterBlurbGenerator:
         self.vocab = list(SPECIALS) + ranked[: c.vocab_size - len(SPECIALS)]
         self._index = {w: k for k, w in enumerate(self.vocab)}
 
-    def fit(self, texts: Sequence[str], user_vectors: np.ndarray, item_vectors: np.ndarray, *,
-            progress: bool = False) -> "PeterBlurbGenerator":
+    # ------------------------------------------------------------ the contract
+    def fit(self, context: GenerationContext, *, progress: bool = False) -> "PeterBlurbGenerator":
+        """Train on the catalog's reviews (or, without reviews, the item descriptions).
+
+        Each review's text is paired with its writer's taste vector (zeros for an anonymous
+        or unknown writer) and the item's fused vector; reviews of items the model does not
+        know are skipped. Trains with :meth:`fit_arrays`.
+
+        Parameters
+        ----------
+        context : GenerationContext
+            Needs ``catalog``.
+        progress : bool
+
+        Returns
+        -------
+        self
+        """
+        catalog = context.require_catalog("the PETER blurb generator")
+        reviews = catalog.reviews
+        if reviews is None or not len(reviews):
+            texts = [str(d) for d in catalog.items["description"]]
+            item_ids = catalog.items["item_id"].astype(str).tolist()
+            users = [None] * len(texts)
+        else:
+            texts = reviews["text"].astype(str).tolist()
+            item_ids = reviews["item_id"].astype(str).tolist()
+            users = [u if isinstance(u, str) and u else None for u in reviews["user_id"]]
+        rows = context.model.items.rows(item_ids)
+        keep = rows >= 0
+        return self.fit_arrays([t for t, k in zip(texts, keep) if k],
+                               context.user_vectors([u for u, k in zip(users, keep) if k]),
+                               context.item_vectors(rows[keep], FUSED), progress=progress)
+
+    def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                 seed: int = 0) -> BlurbOutput:
+        """One greedy blurb per (item, user) pair, conditioned on their vectors in ``context.model``.
+
+        Parameters
+        ----------
+        context : GenerationContext
+            The model the generator was trained with (the catalog is not needed).
+        item_ids : sequence of str
+        user_ids : sequence of str or None
+            ``None`` or an unknown user: the neutral user.
+        seed : int
+            Unused by greedy decoding (same input, same blurb); kept for the contract.
+
+        Returns
+        -------
+        BlurbOutput
+            ``sources`` are empty lists: the text is generated, not extracted.
+
+        Raises
+        ------
+        UnknownIdError
+            An item is not in the model.
+        """
+        self._check()
+        item_ids, user_ids = paired(item_ids, user_ids)
+        rows = context.item_rows(item_ids)
+        texts = self.generate_arrays(context.item_vectors(rows, FUSED), context.user_vectors(user_ids), seed=seed)
+        return BlurbOutput(texts=texts, sources=[[] for _ in texts], item_ids=item_ids,
+                           user_ids=output_user_ids(user_ids))
+
+    # ------------------------------------------------------------- on arrays
+    def fit_arrays(self, texts: Sequence[str], user_vectors: np.ndarray, item_vectors: np.ndarray, *,
+                   progress: bool = False) -> "PeterBlurbGenerator":
         """Train on texts (e.g. reviews) paired with the reviewer's and the item's vectors.
 
         Parameters
@@ -277,7 +297,7 @@ class PeterBlurbGenerator:
 
         torch.manual_seed(c.seed)
         dev = self.device
-        self._net = _net(c, len(self.vocab), self.user_dim, self.item_dim).to(dev)
+        self._net = _network(c, len(self.vocab), self.user_dim, self.item_dim).to(dev)
         opt = torch.optim.AdamW(self._net.parameters(), lr=c.lr)
         tok_t, u_t, i_t = torch.from_numpy(tok), torch.from_numpy(u), torch.from_numpy(it)
         g = torch.Generator().manual_seed(c.seed)
@@ -326,8 +346,8 @@ class PeterBlurbGenerator:
         if self._net is None:
             raise NotFittedError("PeterBlurbGenerator is not fitted: call fit() or load() first")
 
-    def generate(self, item_vectors: np.ndarray, user_vectors: np.ndarray, *, seed: int = 0,
-                 max_len: int | None = None, temperature: float = 0.0, batch_size: int = 256) -> list[str]:
+    def generate_arrays(self, item_vectors: np.ndarray, user_vectors: np.ndarray, *, seed: int = 0,
+                        max_len: int | None = None, temperature: float = 0.0, batch_size: int = 256) -> list[str]:
         """Decode one text per (item, user) row.
 
         Parameters
@@ -396,44 +416,35 @@ class PeterBlurbGenerator:
                     out.append(detokenize(words))
         return out
 
-    def generate_blurbs(self, item_ids: Sequence[str], item_vectors: np.ndarray, user_vectors: np.ndarray, *,
-                        seed: int = 0, user_ids: Sequence[str] | None = None, **kwargs) -> BlurbOutput:
-        """:meth:`generate` wrapped as a :class:`BlurbOutput` (``sources`` empty: the text is generated).
-
-        ``kwargs`` (``max_len``, ``temperature``) are passed on to :meth:`generate`.
-        """
-        item_ids = [str(i) for i in item_ids]
-        if len(item_ids) != len(item_vectors):
-            raise ValueError(f"item_ids has {len(item_ids)} entries; item_vectors has {len(item_vectors)} rows")
-        texts = self.generate(item_vectors, user_vectors, seed=seed, **kwargs)
-        return BlurbOutput(texts=texts, sources=[[] for _ in texts], item_ids=item_ids,
-                           user_ids=[str(x) for x in user_ids] if user_ids is not None else [])
-
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Save to ``directory``: ``weights.safetensors`` + manifest (config, vocabulary, history); atomic."""
-
+        """Save to ``directory``: ``weights.safetensors`` (network ``net``) + manifest (config,
+        vocabulary, history); atomic, with :func:`~recgen._io.save_torch_state`."""
         self._check()
-        state = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
         config = {"peter": asdict(self.config), "vocab": self.vocab, "user_dim": self.user_dim,
                   "item_dim": self.item_dim, "history": self.history}
-
-        return save_weights_directory(directory, kind=_KIND, tensors=state, config=config)
+        return save_torch_state(directory, kind=_KIND, modules={"net": self._net}, config=config)
 
     @classmethod
-    def load(cls, directory: str | Path, *, device: str | None = None) -> "PeterBlurbGenerator":
-        """Load a generator written by :meth:`save` (onto ``device``, default: the saved config's).
+    def load(cls, directory: str | Path, *, verify: bool = True, device: str | None = None) -> "PeterBlurbGenerator":
+        """Load a generator written by :meth:`save`.
+
+        Parameters
+        ----------
+        directory : path
+        verify : bool
+            Check every file against the manifest's checksums.
+        device : str, optional
+            Overrides the saved ``config.device``.
 
         Raises
         ------
         ArtifactError
             Missing, corrupted or inconsistent directory.
         """
-        from safetensors.torch import load_file
+        made: list[PeterBlurbGenerator] = []
 
-        directory = Path(directory)
-        cfg = read_manifest(directory, kind=_KIND)["config"]
-        try:
+        def build(cfg: dict) -> dict:
             conf = PeterConfig(**cfg["peter"])
             if device is not None:
                 conf.device = device
@@ -442,9 +453,11 @@ class PeterBlurbGenerator:
             gen._index = {w: k for k, w in enumerate(gen.vocab)}
             gen.user_dim, gen.item_dim = int(cfg["user_dim"]), int(cfg["item_dim"])
             gen.history = dict(cfg.get("history") or {"loss": [], "seconds": []})
-            net = _net(gen.config, len(gen.vocab), gen.user_dim, gen.item_dim)
-            net.load_state_dict(load_file(str(directory / "weights.safetensors")))
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ArtifactError(f"{directory}: PETER weights do not match its manifest: {exc}") from exc
-        gen._net = net.to(gen.device).eval()
+            gen._net = _network(gen.config, len(gen.vocab), gen.user_dim, gen.item_dim)
+            made.append(gen)
+            return {"net": gen._net}
+
+        load_torch_state(directory, kind=_KIND, modules=build, verify=verify)
+        gen = made[-1]
+        gen._net = gen._net.to(gen.device).eval()
         return gen
