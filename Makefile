@@ -25,11 +25,11 @@ demo: $(STAMP)             ## run `recgen demo` on the bundled sample catalog ->
 demo-movielens: $(STAMP)   ## the same on ../shared/data/movielens-posters
 	$(VENV)/bin/recgen demo --dataset movielens --path ../shared/data/movielens-posters --out recgen-demo-movielens
 
-test: $(STAMP)             ## fast test suite (what CI runs)
-	$(PY) -m pytest -m "not slow and not gpu" -q
+test: $(STAMP)             ## fast test suite (what CI runs), one worker per core (pytest-xdist)
+	$(PY) -m pytest -m "not slow and not gpu" -q -n auto --dist worksteal
 
 test-slow: $(STAMP)        ## long tests on real data (minutes)
-	$(PY) -m pytest -m "slow" -q
+	$(PY) -m pytest -m "slow" -q -n auto --dist worksteal
 
 bench: $(STAMP)            ## standalone benchmarks, figures go to benchmarks/RESULTS.md
 	$(PY) benchmarks/bench_index.py

@@ -68,6 +68,9 @@ def serve(
         None, min=0.1, help="Seconds between checks of DIR's manifests; a changed model (e.g. re-saved by "
                             "`recgen index`) is loaded and swapped in without a restart. Default: only on "
                             "POST /admin/reload."),
+    gpu: bool = typer.Option(False, "--gpu", help="Search the FAISS indexes on the GPU (needs the faiss-gpu extra "
+                                                  "and a CUDA device; without them the service refuses to start "
+                                                  "and says what to install). Default: CPU."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve enrichment, recommendations, search, similar items and previews over HTTP (FastAPI).
@@ -105,6 +108,17 @@ def serve(
     os.environ["RECGEN_SERVE_DIR"] = str(workdir.resolve())
     if api_key_file is not None:
         os.environ["RECGEN_API_KEY_FILE"] = str(api_key_file.resolve())
+    if gpu:
+        import numpy as np
+
+        from recgen.index import ItemIndex
+
+        try:  # fail here, with the pip line, rather than in every worker (GPU use starts at the first search)
+            probe = np.array([[1.0, 0.0]], dtype=np.float32)
+            ItemIndex.build(["probe"], probe, factory="Flat", use_gpu=True).search(probe[0], 1)
+        except (MissingExtraError, ImportError, RuntimeError) as exc:
+            _fail(f"--gpu: {exc}")
+        os.environ["RECGEN_USE_GPU"] = "1"
     for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit),
                         ("RECGEN_RELOAD_INTERVAL", reload_interval)):
         if value is not None:

@@ -16,6 +16,7 @@ import typer
 
 from recgen.catalog.columns import TABLES
 from recgen.datasets import DATASETS, names as dataset_names
+from recgen.generators import IMAGE_GENERATORS
 from recgen.modalities import VECTOR_MODALITIES
 from recgen.workdir import GENERATORS_DIR, MODEL_DIR, STORE_FILE, Workdir
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 
 
 Dataset = Enum("Dataset", {n: n for n in DATASETS}, type=str)  # choices of --dataset (recgen.datasets)
+PreviewGenerator = Enum("PreviewGenerator", {n: n for n in IMAGE_GENERATORS}, type=str)  # recgen.generators
 DemoDataset = Enum("DemoDataset", {n: n for n in dataset_names(with_interactions=True)}, type=str)
 _DATASET_HELP = "; ".join(f"'{s.name}': {s.description}" + (" (needs --path)" if s.needs_path else "")
                           for s in DATASETS.values())
@@ -190,7 +192,8 @@ def demo(
     users: int = typer.Option(6, min=1, help="Users shown in the report."),
     seed: int = typer.Option(0, help="Seed of the sample catalog and the evaluation."),
     generate: bool = typer.Option(True, help="Train the preview/blurb generators and show their output (--no-generate skips)."),
-    image_generator: str = typer.Option("cvae", help="Preview generator: 'cvae' or 'cgan' (adds an adversarial loss)."),
+    image_generator: PreviewGenerator = typer.Option("cvae", help="Preview generator, by registry name "
+                                                                 "(recgen.generators; 'cgan' adds an adversarial loss)."),
     generator_epochs: Optional[int] = typer.Option(None, help="Epochs of the preview generator (default 15 in the demo)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -201,7 +204,7 @@ def demo(
 
     try:
         result = run_demo(dataset.value, path=path, out=out, n_users=users, seed=seed, generate=generate,
-                          image_generator=image_generator, generator_epochs=generator_epochs, echo=typer.echo)
+                          image_generator=image_generator.value, generator_epochs=generator_epochs, echo=typer.echo)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     typer.secho(f"open {result.report_path.resolve()}", fg=typer.colors.GREEN)

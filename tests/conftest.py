@@ -1,10 +1,17 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: one thread each for torch / BLAS, not two each fighting over the cores
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,21 +30,67 @@ def shared_data() -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------------------------
+# Expensive fixtures are built once per test run, also under pytest-xdist: the first worker
+# that needs one builds it in the run's shared temp folder under a file lock; the others wait
+# and then use it (stores and working folders are copied per worker, so no two processes ever
+# write to the same SQLite file or model folder).
+
+
+def _shared_folder(tmp_path_factory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    # under xdist each worker has basetemp/../popen-gwN; their parent is this run's own folder
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _build_once(tmp_path_factory, name: str):
+    """Yield ``(folder, built)`` with the lock held; mark it built when the block succeeds."""
+    from filelock import FileLock
+
+    folder = _shared_folder(tmp_path_factory) / f"shared-{name}"
+    with FileLock(str(folder) + ".lock"):
+        done = folder / ".built"
+        yield folder, done.exists()
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory):
-    """The bundled sample catalog (default size), written once per test session."""
+    """The bundled sample catalog (default size), drawn once per test run."""
     from recgen.datasets import make_sample_catalog
 
-    return make_sample_catalog(tmp_path_factory.mktemp("sample"), seed=0)
+    with _build_once(tmp_path_factory, "sample") as (folder, built):
+        if not built:
+            make_sample_catalog(folder, seed=0)
+    return make_sample_catalog(folder, seed=0)  # the stamped folder is read back, not drawn again
 
 
 @pytest.fixture(scope="session")
-def sample_store(sample, tmp_path_factory):
-    """A SQLite store holding the sample catalog; its embedding cache is shared by the session."""
+def _warm_store(sample, tmp_path_factory) -> Path:
+    """One SQLite store of the sample catalog whose embedding cache holds every text and image."""
+    from recgen import Recgen
     from recgen.catalog import CatalogStore
 
-    store = CatalogStore(tmp_path_factory.mktemp("store") / "recgen.db")
-    store.ingest(sample)
+    with _build_once(tmp_path_factory, "store") as (folder, built):
+        if not built:
+            folder.mkdir(parents=True, exist_ok=True)
+            with CatalogStore(folder / "recgen.db") as store:
+                store.ingest(sample)
+                Recgen().fit(store).save(folder / "model")  # fills the cache; saved_workdir reuses the model
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_store(_warm_store, tmp_path_factory):
+    """A SQLite store holding the sample catalog, this worker's own copy of a warm embedding cache."""
+    from recgen.catalog import CatalogStore
+
+    dest = tmp_path_factory.mktemp("store")
+    for f in _warm_store.glob("recgen.db*"):
+        shutil.copy2(f, dest / f.name)
+    store = CatalogStore(dest / "recgen.db")
     yield store
     store.close()
 
@@ -46,18 +99,31 @@ TINY_GENERATOR = {"image_size": 32, "epochs": 2, "base_channels": 8, "latent_dim
 
 
 @pytest.fixture(scope="session")
-def saved_workdir(sample, sample_store, tmp_path_factory) -> Path:
-    """A saved recgen directory as the adapters load it: ``model/`` + tiny ``generators/``."""
+def saved_workdir(sample, _warm_store, tmp_path_factory) -> Path:
+    """A saved recgen directory as the adapters load it: ``model/`` + tiny ``generators/`` (a per-worker copy)."""
     from recgen import Recgen
-    from recgen.generators.personalized import ContentGenerator, GenerationConfig
+    from recgen.generators import ContentGenerator, GenerationConfig
 
+    with _build_once(tmp_path_factory, "work") as (folder, built):
+        if not built:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(_warm_store / "model", folder / "model")
+            model = Recgen.load(folder / "model")
+            cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded",
+                                   image_overrides={**TINY_GENERATOR, "pairs_per_item": 1})
+            ContentGenerator(cfg).fit(model, sample).save(folder / "generators")
     work = tmp_path_factory.mktemp("work")
-    model = Recgen().fit(sample_store)
-    model.save(work / "model")
-    cfg = GenerationConfig(image_generator="cvae", blurb_generator="grounded",
-                           image_overrides={**TINY_GENERATOR, "pairs_per_item": 1})
-    ContentGenerator(cfg).fit(model, sample).save(work / "generators")
+    shutil.copytree(folder / "model", work / "model")
+    shutil.copytree(folder / "generators", work / "generators")
     return work
+
+
+@pytest.fixture(scope="session")
+def sample_model(saved_workdir):
+    """The default Recgen fitted on the sample store (loaded from ``saved_workdir``; do not mutate it)."""
+    from recgen import Recgen
+
+    return Recgen.load(saved_workdir / "model")
 
 
 @pytest.fixture(scope="session")
@@ -79,15 +145,33 @@ def candidates(sample):
 
 
 # kill-point summaries (tests/test_killpoints.py), printed at the end of the run so CI's log
-# shows how many kill points each operation survived
-KILLPOINT_SUMMARIES: list[dict] = []
+# shows how many kill points each operation survived. Under xdist the tests run in workers, so
+# the summaries go through a file in the run's shared folder to the controller that prints them.
+_KILLPOINTS_FILE = "killpoint-summaries.jsonl"
+
+
+def record_killpoint_summaries(tmp_path_factory, summaries: list[dict]) -> None:
+    import json
+
+    from filelock import FileLock
+
+    path = _shared_folder(tmp_path_factory) / _KILLPOINTS_FILE
+    with FileLock(str(path) + ".lock"), open(path, "a", encoding="utf-8") as fh:
+        for s in summaries:
+            fh.write(json.dumps(s) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter):
-    if KILLPOINT_SUMMARIES:
-        terminalreporter.section("kill points (SIGKILL, then the next run recovers)")
-        for s in KILLPOINT_SUMMARIES:
-            terminalreporter.write_line(
-                f"{s['op']:<13} {s['kills']} kills ({s['hooked']} by hooks at file primitives and commits, the rest timed) "
-                f"over {s['points']} runs; state right after the kill: {s['states_after_kill']}; "
-                f"failures: {len(s['failures'])}")
+    import json
+
+    factory = getattr(terminalreporter.config, "_tmp_path_factory", None)
+    path = factory.getbasetemp() / _KILLPOINTS_FILE if factory is not None else None
+    if path is None or not path.is_file():
+        return
+    terminalreporter.section("kill points (SIGKILL, then the next run recovers)")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        s = json.loads(line)
+        terminalreporter.write_line(
+            f"{s['op']:<13} {s['kills']} kills ({s['hooked']} by hooks at file primitives and commits, the rest timed) "
+            f"over {s['points']} runs; state right after the kill: {s['states_after_kill']}; "
+            f"failures: {len(s['failures'])}")

@@ -105,3 +105,13 @@ def test_demo_writes_report(tmp_path):
     assert m["blurbs"]["faithfulness"] == 1.0
     assert "generated preview" in html and "data:image/png;base64," in html and "<svg" in html
     assert json.loads((tmp_path / "demo" / "metrics.json").read_text()) == json.loads(json.dumps(m))
+
+
+def test_serve_gpu_without_gpu_support_fails_with_the_fix(saved_workdir):
+    """`recgen serve --gpu` checks the GPU path before starting uvicorn and names what to install."""
+    import faiss
+
+    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
+        pytest.skip("this machine has faiss-gpu and a GPU: --gpu would start serving")
+    r = invoke("serve", saved_workdir, "--gpu", "--port", "1")
+    assert r.exit_code == 2 and "--gpu:" in r.output and "pip install" in r.output, r.output

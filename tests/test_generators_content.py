@@ -17,8 +17,8 @@ TINY = {"image_size": 32, "epochs": 2, "base_channels": 8, "latent_dim": 8}
 
 
 @pytest.fixture(scope="module")
-def model(sample_store):
-    return Recgen().fit(sample_store)
+def model(sample_model):
+    return sample_model  # the shared fitted sample model (read-only here)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KILLPOINT_SUMMARIES
+from conftest import record_killpoint_summaries
 
 SERVER = Path(__file__).with_name("killpoint_server.py")
 POINTS = 20  # the minimum per operation
@@ -41,7 +41,7 @@ def summaries(saved_workdir, tmp_path_factory) -> dict[str, dict]:
             if line.startswith("{"):
                 summary = json.loads(line)
                 out[summary["op"]] = summary
-    KILLPOINT_SUMMARIES.extend(out[op] for op in OPS if op in out)
+    record_killpoint_summaries(tmp_path_factory, [out[op] for op in OPS if op in out])
     return out
 
 

@@ -15,8 +15,8 @@ from recgen.evaluation import held_out_alignment, image_to_text_retrieval
 
 
 @pytest.fixture(scope="module")
-def model(sample, sample_store) -> Recgen:
-    return Recgen().fit(sample_store)
+def model(sample_model) -> Recgen:
+    return sample_model  # the shared fitted sample model (read-only here)
 
 
 def test_not_fitted_errors():

@@ -68,9 +68,14 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
 
 
 def app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` / multi-worker ``recgen serve``: reads ``RECGEN_SERVE_DIR``
-    and the variables of :func:`~.settings.config_from_env`."""
+    """App factory for ``uvicorn --factory`` / multi-worker ``recgen serve``: reads ``RECGEN_SERVE_DIR``,
+    ``RECGEN_USE_GPU`` (``1``: search the FAISS indexes on the GPU, as ``recgen serve --gpu``) and the
+    variables of :func:`~.settings.config_from_env`."""
     directory = os.environ.get("RECGEN_SERVE_DIR")
     if not directory:
         raise RuntimeError("RECGEN_SERVE_DIR is not set: point it at a saved recgen directory")
-    return create_app(directory, config_from_env())
+    config = config_from_env()
+    if os.environ.get("RECGEN_USE_GPU", "") in ("1", "true", "yes"):
+        # loaded here with the GPU option; the holder reloads with the same options
+        return create_app(Enricher.load(directory, use_gpu=True), config)
+    return create_app(directory, config)
