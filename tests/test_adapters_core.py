@@ -185,7 +185,18 @@ def _link_check_dir(saved_workdir):
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+# scikit-learn's own checks, with ids made from the check alone: the estimator's repr holds
+# _CHECK_DIR, a random temp path, and pytest-xdist needs every worker to collect the same ids
+_CHECKS = parametrize_with_checks([RecgenFeatures(str(_CHECK_DIR), user_col=0, item_col=1)])
+_CHECK_CASES = list(_CHECKS.args[1])
 
-@parametrize_with_checks([RecgenFeatures(str(_CHECK_DIR), user_col=0, item_col=1)])
+
+def _check_id(check) -> str:
+    func = getattr(check, "func", check)
+    kwargs = getattr(check, "keywords", {}) or {}
+    return func.__name__ + ("(" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items())) + ")" if kwargs else "")
+
+
+@pytest.mark.parametrize("estimator, check", _CHECK_CASES, ids=[_check_id(c) for _, c in _CHECK_CASES])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

@@ -18,14 +18,16 @@ def invoke(*args: str):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(saved_workdir, _warm_store, sample, tmp_path_factory):
+    """A working folder as `recgen ingest` + `recgen index` leave it, copied from the shared fitted
+    sample (tests/test_readme.py runs those two commands from scratch on a fresh folder)."""
+    import shutil
+
     wd = tmp_path_factory.mktemp("cli")
-    r = invoke("ingest", wd, "--dataset", "sample")
-    assert r.exit_code == 0, r.output
-    assert "items: 240 added" in r.output
-    r = invoke("index", wd)
-    assert r.exit_code == 0, r.output
-    assert (wd / "model" / "manifest.json").is_file()
+    for f in _warm_store.glob("recgen.db*"):  # closed since it was built: a consistent copy
+        shutil.copy2(f, wd / f.name)
+    shutil.copytree(saved_workdir / "model", wd / "model")
+    wd.joinpath("sample-root").write_text(str(sample.image_root.parent))  # where this store's sample lives
     return wd
 
 
@@ -39,7 +41,7 @@ def test_help_explains_each_command():
 
 
 def test_reingest_is_idempotent(workdir):
-    r = invoke("ingest", workdir, "--dataset", "sample")
+    r = invoke("ingest", workdir, "--dataset", "sample", "--path", workdir.joinpath("sample-root").read_text())
     assert r.exit_code == 0, r.output
     assert "items: 0 added, 0 updated, 240 unchanged" in r.output
 

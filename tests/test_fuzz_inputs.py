@@ -682,7 +682,8 @@ def test_bug_deeply_nested_json_raised_recursionerror(tmp_path):
     assert clean.empty and rep.rows[0].column == "attributes"
 
 
-@pytest.mark.parametrize("data", [b"not gzip at all", gzip.compress(GOOD_CSV.encode())[:30]])
+@pytest.mark.parametrize("data", [b"not gzip at all", gzip.compress(GOOD_CSV.encode(), mtime=0)[:30]],
+                         ids=["not-gzip", "truncated-gzip"])
 def test_bug_corrupt_gzip_raised_raw_eoferror_or_badgzipfile(tmp_path, data):
     for name in ("items.csv.gz", "items.jsonl.gz"):
         path = tmp_path / name

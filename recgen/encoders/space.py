@@ -183,6 +183,7 @@ class MultimodalSpace:
         self.projection: ImageProjection | None = None
         self.review_rating_range: tuple[float, float] = (1.0, 5.0)
         self.last_encoded: dict[str, int] = {}
+        self._expected_text: tuple[str, str | None] | None = None  # (saved folder, encoder name) after load()
 
     def sibling(self) -> "MultimodalSpace":
         """An untrained space with the same config that shares this one's loaded encoders."""
@@ -211,8 +212,13 @@ class MultimodalSpace:
             from recgen.encoders.text import TextEncoder
 
             c = self.config
-            self._text = shared_encoder(("text", str(c.text_model), c.device),
-                                        lambda: TextEncoder(c.text_model, device=c.device))
+            text = shared_encoder(("text", str(c.text_model), c.device),
+                                  lambda: TextEncoder(c.text_model, device=c.device))
+            if self._expected_text is not None and text.name != self._expected_text[1]:
+                raise ArtifactError(
+                    f"{self._expected_text[0]} was built with text encoder {self._expected_text[1]!r}; now loaded "
+                    f"{text.name!r}: vectors would not be comparable")
+            self._text = text
         return self._text
 
     @property
@@ -438,11 +444,9 @@ class MultimodalSpace:
         space.review_rating_range = tuple(cfg.get("review_rating_range", (1.0, 5.0)))
         if (directory / "projection").is_dir():
             space.projection = ImageProjection.load(directory / "projection", verify=verify)
-        if space.text_encoder.name != cfg.get("text_encoder"):
-            raise ArtifactError(
-                f"{directory} was built with text encoder {cfg.get('text_encoder')!r}; now loaded "
-                f"{space.text_encoder.name!r}: vectors would not be comparable"
-            )
+        # checked when the text encoder is first loaded (recommending, enriching and serving
+        # from stored vectors never need it, and loading it costs seconds)
+        space._expected_text = (str(directory), cfg.get("text_encoder"))
         return space
 
 
