@@ -23,29 +23,16 @@ re-ranking CF candidates  :class:`LearnedReranker`, :mod:`.rerank`      (``recge
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recgen._lazy import lazy_exports
 
 __all__ = ["BlendReranker", "Enricher", "LearnedReranker", "RecgenFeatures", "enrich_frame"]
 
 # Names are resolved on first use (PEP 562): the CLI loads this package for its plugin
 # commands, and must not pay for scikit-learn on every `recgen --help`.
-_LAZY = {
+__getattr__, __dir__ = lazy_exports(__name__, {
     "Enricher": "recgen.enrich",  # the core every adapter calls, re-exported for convenience
     "enrich_frame": "recgen.enrich",
     "BlendReranker": "recgen_adapters.rerank",
     "LearnedReranker": "recgen_adapters.rerank",
     "RecgenFeatures": "recgen_adapters.sklearn_transformer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'recgen_adapters' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+})

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "recgen"
 
 #: recgen's layers, bottom first; a module may import from its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "ids", "modalities"),
+    ("errors", "ids", "modalities", "_lazy"),
     ("_io", "workdir"),
     ("catalog", "interop"),
     ("encoders",),
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("enrich",),
     ("report", "evaluation", "datasets", "demo", "doctor", "plugins", "cli"),
 )
-BOTTOM = ("recgen/errors.py", "recgen/ids.py", "recgen/modalities.py")
+BOTTOM = ("recgen/errors.py", "recgen/ids.py", "recgen/modalities.py", "recgen/_lazy.py")
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -53,8 +53,7 @@ The names below are resolved on first use: ``settings`` and ``holder`` import wi
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recgen._lazy import lazy_exports
 
 __all__ = ["MODEL_VERSION_HEADER", "ServiceConfig", "app_from_env", "config_from_env", "create_app",
            "read_key_file"]
@@ -75,16 +74,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        # the app first, even for plain-Python names: using the service needs the whole extra,
-        # and `recgen serve` relies on that to fail before starting uvicorn
-        importlib.import_module(f"{__name__}.app")
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+# the app first, even for plain-Python names: using the service needs the whole extra, and
+# `recgen serve` relies on that to fail before starting uvicorn
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{mod}" for name, mod in _LAZY.items()},
+                                    first=f"{__name__}.app")

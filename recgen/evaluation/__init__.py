@@ -6,8 +6,7 @@ for every command, and must not pay for SciPy's statistics then.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recgen._lazy import lazy_exports
 
 _LAZY = {
     "AlignmentResult": "alignment", "held_out_alignment": "alignment", "image_to_text_retrieval": "alignment",
@@ -20,15 +19,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"recgen.evaluation.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'recgen.evaluation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{mod}" for name, mod in _LAZY.items()})
