@@ -84,3 +84,52 @@ def test_rerun_is_reproducible_and_generates_previews(tmp_path):
     pd.testing.assert_frame_equal(res.table, again.table)
     html2 = again.html.read_text()
     assert 'class="pv"' in html2 and 'class="blurb"' in html2
+
+
+CF = """
+[data]
+dataset = "sample"
+store = "store.db"
+[split]
+kind = "global_time"
+test_fraction = 0.15
+val_fraction = 0.15
+[evaluation]
+k = 10
+seed = 0
+n_boot = 200
+examples = 0
+baseline = "ALS"
+[[variants]]
+name = "ALS"
+kind = "als"
+factors = 16
+iterations = 5
+[[variants]]
+name = "BPR"
+kind = "bpr"
+factors = 16
+iterations = 20
+[[variants]]
+name = "ALS + recgen"
+kind = "als+recgen"
+factors = 16
+iterations = 5
+candidates = 30
+"""
+
+
+def test_cf_variants_and_the_plugin_variant_run(tmp_path, _warm_store):
+    """The core's ALS/BPR kinds and the `als+recgen` kind that recgen_adapters registers through
+    recgen.plugins (regression: issue 12 moved both out of the harness's if/elif chain)."""
+    pytest.importorskip("implicit")
+    import shutil
+
+    shutil.copy2(_warm_store / "recgen.db", tmp_path / "store.db")  # a warm embedding cache
+    (tmp_path / "c.toml").write_text(CF)
+    said: list[str] = []
+    res = run_evaluation(load_config(tmp_path / "c.toml"), tmp_path / "out", echo=said.append)
+    allrows = res.table[res.table["slice"] == "all"].set_index("variant")
+    assert list(allrows.index) == ["ALS", "BPR", "ALS + recgen"]
+    assert (allrows["users"] > 20).all() and allrows["recall@10"].between(0, 1).all()
+    assert any("blend weight" in s and "picked on val" in s for s in said), said
