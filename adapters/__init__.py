@@ -32,6 +32,7 @@ __all__ = ["BlendReranker", "Enricher", "LearnedReranker", "RecgenFeatures", "en
 __getattr__, __dir__ = lazy_exports(__name__, {
     "Enricher": "recgen.enrich",  # the core every adapter calls, re-exported for convenience
     "enrich_frame": "recgen.enrich",
+    "resolve_directory": "recgen.workdir",  # was here before the working-folder layout moved to the core
     "BlendReranker": "recgen_adapters.rerank",
     "LearnedReranker": "recgen_adapters.rerank",
     "RecgenFeatures": "recgen_adapters.sklearn_transformer",

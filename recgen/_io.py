@@ -376,27 +376,50 @@ def _siblings(target: Path) -> dict[str, list[Path]]:
     return {k: [p for _, p in sorted(v)] for k, v in found.items()}
 
 
-def find_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
-    """Leftovers of killed atomic writes anywhere under ``folder``, by :func:`save_directory`'s rule.
+def _is_recgen_artefact(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest written by :func:`write_manifest`."""
+    try:
+        with open(folder / MANIFEST, "rb") as fh:
+            head = fh.read(1 << 16)
+        return json.loads(head).get("format") == "recgen"
+    except (OSError, ValueError, AttributeError):
+        return False
 
-    A temp copy that a write in progress holds (its lock is taken) is not a leftover and is
-    not listed. Symlinked folders are not followed.
+
+def find_leftovers(folder: str | os.PathLike[str], *, targets: tuple[str, ...] = ()) -> list[Path]:
+    """Leftovers of killed atomic writes under ``folder``, by :func:`save_directory`'s rule.
+
+    Only what recgen itself may have left is listed, so that a user's own file or folder that
+    merely looks like a leftover is never touched:
+
+    * a leftover must sit in a recgen artefact folder (one with a recgen manifest), or be a
+      temp copy of one of ``targets`` (names directly in ``folder``, e.g. a working folder's
+      ``model`` and ``metrics.json``);
+    * a ``.old`` must itself be a complete recgen artefact (the previous version of a save);
+    * a temp copy that a write in progress holds (its lock is taken) is not a leftover.
+
+    Symlinked folders are not followed.
     """
+    root = Path(folder)
     out: list[Path] = []
-    stack = [Path(folder)]
+    stack = [root]
     while stack:
         here = stack.pop()
         try:
             entries = list(os.scandir(here))
         except OSError:
             continue
+        managed = _is_recgen_artefact(here)
         for entry in entries:
             kind = _leftover_kind(entry)
             if kind is not None:
                 path = Path(entry.path)
-                with _locked(path, wait=False) as free:
-                    if free:
-                        out.append(path)
+                name = _LEFTOVER.fullmatch(entry.name).group("name")
+                ours = managed or (here == root and name in targets)
+                if ours and (kind == ".tmp" or _is_recgen_artefact(path)):
+                    with _locked(path, wait=False) as free:
+                        if free:
+                            out.append(path)
                 continue
             with contextlib.suppress(OSError):
                 if entry.is_dir(follow_symlinks=False):
@@ -404,20 +427,43 @@ def find_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(out)
 
 
-def remove_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
-    """Recover every target under ``folder`` whose killed writes left something, as the next load
-    or save of it would (:func:`recover_directory`, folder lock held); returns what was listed.
+def remove_leftovers(folder: str | os.PathLike[str], *, targets: tuple[str, ...] = ()) -> list[Path]:
+    """Recover every target whose killed writes :func:`find_leftovers` lists, as the next load or
+    save of it would (:func:`recover_directory`, folder lock held); returns what was listed.
 
-    A version moved aside by a save killed between its two renames is put back; other
-    leftovers are removed; temp copies of writes in progress are left alone.
+    A complete previous version moved aside by a save killed between its two renames is put
+    back; other leftovers are removed; temp copies of writes in progress are left alone.
     """
-    found = find_leftovers(folder)
-    targets = {p.parent / _LEFTOVER.fullmatch(p.name).group("name") for p in found}
-    for target in sorted(targets):
+    found = find_leftovers(folder, targets=targets)
+    by_target: dict[Path, list[Path]] = {}
+    for path in found:
+        by_target.setdefault(path.parent / _LEFTOVER.fullmatch(path.name).group("name"), []).append(path)
+    for target, paths in sorted(by_target.items()):
+        # the newest previous version first: it is the one a missing target gets back
+        paths.sort(key=lambda p: (not p.name.endswith(".old"), -_mtime(p)))
         with contextlib.suppress(OSError):
             with _locked(target.parent):
-                _recover_locked(target)
+                for path in paths:
+                    if not path.exists() and not path.is_symlink() or _locked_elsewhere(path):
+                        continue
+                    if path.name.endswith(".old") and not target.exists() and not target.is_symlink():
+                        os.replace(path, target)
+                        _fsync_dir(target.parent)
+                    else:
+                        _remove(path)
     return found
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _locked_elsewhere(path: Path) -> bool:
+    with _locked(path, wait=False) as free:
+        return not free
 
 
 def _remove(path: Path) -> None:

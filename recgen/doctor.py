@@ -12,8 +12,9 @@ Checks, in order (each gives ``ok``, ``warn`` or ``fail`` with the fix in the me
    items the model serves that the store no longer has.
 6. ``leftovers``: temporary files and directories of interrupted atomic writes, by the same
    rule and under the same folder locks as :mod:`recgen._io` (``.NAME.`` + 8 random characters +
-   ``.tmp``, or a ``.old`` folder); ``fix=True`` recovers them exactly as the next load or save
-   would (:func:`recgen._io.remove_leftovers`). They never affect the live artefacts (writes
+   ``.tmp``, or a ``.old`` folder holding a complete recgen artefact), only for recgen's own
+   names in the working folder and inside recgen artefact folders; ``fix=True`` recovers them
+   as the next load or save would (:func:`recgen._io.remove_leftovers`). They never affect the live artefacts (writes
    are renamed into place only when complete), they only take disk space. The temp folder of
    a save in progress is locked and never listed nor removed, and a user's own file that only
    looks similar (``.notes.2024.old``) is not a leftover.
@@ -27,7 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from recgen._io import find_leftovers, remove_leftovers
-from recgen.workdir import BATCH_JOB_FILE, BATCH_PARTS_SUFFIX, MANIFEST_FILE, Workdir
+from recgen.workdir import (
+    BAD_ROWS_FILE, BATCH_JOB_FILE, BATCH_PARTS_SUFFIX, GENERATORS_DIR, MANIFEST_FILE, METRICS_FILE, MODEL_DIR, REPORT_FILE,
+    STORE_FILE, Workdir,
+)
 
 __all__ = ["Check", "diagnose"]
 
@@ -92,6 +96,7 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
 
         try:
             model = Recgen.load(mdir, use_gpu=False)
+            model.space.text_encoder  # noqa: B018 - loads lazily; a different text model fails here
             checks.append(Check("model", "ok", f"checksums verified; {len(model.items.ids)} items, "
                                                f"{len(model.profiles.user_ids_)} users, indexes "
                                                f"{', '.join(f'{m}={len(ix)}' for m, ix in model.indexes.items())}"))
@@ -134,10 +139,12 @@ def diagnose(workdir: str | Path, *, store_url: str | None = None, fix: bool = F
             else:
                 checks.append(Check("store vs model", "ok", f"the model serves exactly the {len(served)} stored items"))
 
-    left = find_leftovers(workdir)
+    # recgen's own names in the working folder; deeper down, only inside recgen artefact folders
+    ours = (STORE_FILE, BAD_ROWS_FILE, MODEL_DIR, GENERATORS_DIR, REPORT_FILE, METRICS_FILE)
+    left = find_leftovers(workdir, targets=ours)
     if left:
         if fix:
-            left = remove_leftovers(workdir)
+            left = remove_leftovers(workdir, targets=ours)
             checks.append(Check("leftovers", "ok", f"cleaned up {len(left)} leftover(s) of interrupted writes"))
         else:
             checks.append(Check("leftovers", "warn", f"{len(left)} leftover(s) of interrupted writes (harmless, "

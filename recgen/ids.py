@@ -71,5 +71,9 @@ def id_strings(values: Any) -> pd.Index:
         out[values.isna()] = ""
         return pd.Index(out, dtype=object)
     if isinstance(values.dtype, pd.StringDtype):  # already text: one conversion, missing -> ""
-        return pd.Index(values.to_numpy(dtype=object, na_value=""), dtype=object)
-    return pd.Index(values.astype("string").fillna("").astype(object), dtype=object)
+        return pd.Index(values.str.strip().to_numpy(dtype=object, na_value=""), dtype=object)
+    # object (or any other) column: the scalar rule, once per distinct value, so that 42, 42.0,
+    # "42" and " 42 " are one id here as in the catalog; invalid ids (True, 4.5) match nothing
+    codes, uniq = pd.factorize(values.to_numpy(dtype=object))
+    table = np.array([(id_string(v)[0] or "") for v in uniq] + [""], dtype=object)
+    return pd.Index(table[codes], dtype=object)

@@ -67,27 +67,56 @@ class PluginRegistry:
 _REGISTRY = PluginRegistry()
 _LOCK = threading.RLock()  # a plugin may itself import a module that asks for the plugins
 _DONE = False
+_LOADING = False
 
 
 def load_plugins() -> PluginRegistry:
     """Load every ``recgen.plugins`` entry point once; returns the registry (also on later calls)."""
-    global _DONE
+    global _DONE, _LOADING
     with _LOCK:
-        if _DONE:
+        if _DONE or _LOADING:  # loaded, or asked again from inside a plugin's own import
             return _REGISTRY
-        _DONE = True
-        from importlib.metadata import entry_points
+        _LOADING = True
+        try:
+            from importlib.metadata import entry_points
 
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            label = f"{ep.name} = {ep.value}"
-            try:
-                ep.load()(_REGISTRY)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the core
-                _REGISTRY.failed[label] = f"{type(exc).__name__}: {exc}"
-                log.warning("recgen plugin %s could not be loaded: %s", label, exc)
-                continue
-            _REGISTRY.loaded.append(label)
+            from recgen.evaluation.variants import register_variant_kind
+
+            for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                label = f"{ep.name} = {ep.value}"
+                scratch = _Scratch()  # all of a plugin, or nothing of it
+                try:
+                    ep.load()(scratch)
+                    clash = set(scratch.cli_commands) & set(_REGISTRY.cli_commands)
+                    if clash:
+                        raise ValueError(f"CLI command(s) {sorted(clash)} are registered by another plugin")
+                    for kind in scratch.variant_kinds:
+                        register_variant_kind(kind)
+                except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the core
+                    _REGISTRY.failed[label] = f"{type(exc).__name__}: {exc}"
+                    log.warning("recgen plugin %s could not be loaded: %s", label, exc)
+                    continue
+                _REGISTRY.cli_commands.update(scratch.cli_commands)
+                _REGISTRY.loaded.append(label)
+            _DONE = True
+        finally:
+            _LOADING = False
         return _REGISTRY
+
+
+class _Scratch(PluginRegistry):
+    """What one plugin adds, merged into the registry only when its ``register`` succeeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.variant_kinds: list[Any] = []
+
+    def add_variant_kind(self, kind: Any) -> None:
+        from recgen.evaluation.variants import VariantKind
+
+        if not isinstance(kind, VariantKind):
+            raise TypeError(f"kind must be a VariantKind; got {type(kind).__name__}")
+        self.variant_kinds.append(kind)
 
 
 def registry() -> PluginRegistry:

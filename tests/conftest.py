@@ -51,6 +51,8 @@ def _build_once(tmp_path_factory, name: str):
     folder = _shared_folder(tmp_path_factory) / f"shared-{name}"
     with FileLock(str(folder) + ".lock"):
         done = folder / ".built"
+        if not done.exists() and folder.exists():
+            shutil.rmtree(folder)  # what a failed build left: start clean, so its real error shows again
         yield folder, done.exists()
         done.parent.mkdir(parents=True, exist_ok=True)
         done.touch()

@@ -40,6 +40,15 @@ def test_help_explains_each_command():
         assert sub.exit_code == 0 and len(sub.output) > 200
 
 
+def test_ingest_named_sample_dataset_into_a_fresh_folder(tmp_path):
+    """`recgen ingest DIR --dataset sample` writes the shop into DIR/sample-data and stores it all."""
+    r = invoke("ingest", tmp_path / "wd", "--dataset", "sample")
+    assert r.exit_code == 0, r.output
+    assert "items: 240 added" in r.output and (tmp_path / "wd" / "sample-data" / "items.csv").is_file()
+    r = invoke("ingest", tmp_path / "wd2", "--dataset", "movielens")
+    assert r.exit_code == 2 and "needs path=" in r.output
+
+
 def test_reingest_is_idempotent(workdir):
     r = invoke("ingest", workdir, "--dataset", "sample", "--path", workdir.joinpath("sample-root").read_text())
     assert r.exit_code == 0, r.output

@@ -101,18 +101,33 @@ def test_fix_never_touches_a_save_in_progress(workdir):
 
 
 def test_fix_keeps_user_files_that_only_look_like_leftovers(workdir):
-    """Regression (issue 12): `doctor --fix` deleted a user's own ``.notes.2024.old``."""
-    own = [workdir / ".notes.2024.old", workdir / ".notes.20241231.old", workdir / "model.old", workdir / ".x.tmp"]
-    for p in own:
+    """Regression (issue 12): `doctor --fix` deleted a user's own ``.notes.2024.old`` (and, with a
+    rule over the whole folder, would rename or delete user folders named like leftovers)."""
+    import json
+
+    own_files = [workdir / ".notes.2024.old", workdir / ".notes.20241231.old", workdir / "model.old",
+                 workdir / ".x.tmp", workdir / "sub" / ".config.yaml.mybackup.tmp"]
+    own_dirs = [workdir / ".photos.vacation.old", workdir / ".notes.20240101.old", workdir / ".drafts.abcdefgh.tmp"]
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "config.yaml").write_text("mine")
+    (workdir / "notes").write_text("mine")
+    for p in own_files:
         p.write_text("mine")
-    real = workdir / ".other-model.k3j9x0qa.old"    # an old version a killed save moved aside
+    for d in own_dirs:
+        d.mkdir()
+        (d / "file.txt").write_text("mine")
+    # an old version of the generators that a save killed between its two renames moved aside
+    real = workdir / ".generators.k3j9x0qa.old"
     real.mkdir()
-    (real / "manifest.json").write_text("{}")
+    (real / "manifest.json").write_text(json.dumps({"format": "recgen", "kind": "content-generator"}))
+    shutil.rmtree(workdir / "generators")
     checks = diagnose(workdir)
     leftovers = next(c for c in checks if c.name == "leftovers")
     assert leftovers.status == "warn" and "1 leftover" in leftovers.detail, leftovers
     diagnose(workdir, fix=True)
-    assert all(p.read_text() == "mine" for p in own)
-    # its target is missing: a kill between the fallback's two renames, so it is put back (as a load would)
-    assert not real.exists() and (workdir / "other-model" / "manifest.json").is_file()
+    assert all(p.read_text() == "mine" for p in own_files)
+    assert all((d / "file.txt").read_text() == "mine" for d in own_dirs)
+    assert not (workdir / "photos").exists()
+    # its target is missing: it is put back, as the next load would do
+    assert not real.exists() and (workdir / "generators" / "manifest.json").is_file()
     assert _status(diagnose(workdir))["leftovers"] == "ok"

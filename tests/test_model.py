@@ -199,6 +199,9 @@ def test_enrich_int_ids_match_string_ids():
     assert list(id_strings(pd.Series([1, 2]))) == ["1", "2"]
     assert list(id_strings(pd.Series([1.0, np.nan, 2.5]))) == ["1", "", "2.5"]
     assert list(id_strings(pd.Series(["a", None]))) == ["a", ""]
+    # object columns follow the catalog's rule (review of issue 12): 42, 42.0, "42", " 42 " are one id
+    mixed = pd.Series([42, 42.0, "42", " 42 ", None, np.nan, True, 4.5], dtype=object)
+    assert list(id_strings(mixed)) == ["42", "42", "42", "42", "", "", "", ""]
 
 
 def test_save_load_round_trip(model, sample, tmp_path):
