@@ -198,6 +198,8 @@ def _read_manifest_once(directory: Path, *, kind: str, verify: bool) -> dict[str
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    except RecursionError:  # a crafted manifest nested 100k deep: refuse it, never crash
+        raise ArtifactError(f"{path} is nested too deeply to be a recgen manifest") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "recgen":
         raise ArtifactError(f"{path} is not a recgen manifest")
     if manifest.get("kind") != kind:
@@ -382,7 +384,7 @@ def _is_recgen_artefact(folder: Path) -> bool:
         with open(folder / MANIFEST, "rb") as fh:
             head = fh.read(1 << 16)
         return json.loads(head).get("format") == "recgen"
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return False
 
 

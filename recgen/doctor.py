@@ -164,5 +164,5 @@ def _manifest_kind(directory: Path) -> str | None:
 
     try:
         return json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: read_manifest says why
         return None

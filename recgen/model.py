@@ -331,6 +331,12 @@ class Recgen:
             index_names = list(cfg["indexes"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{directory}/manifest.json has an invalid config: {exc}") from exc
+        # these names become file names: only the closed set of modalities, checked before any path
+        for field, names in (("modalities", modalities), ("indexes", index_names)):
+            bad = [n for n in names if not isinstance(n, str) or n not in VECTOR_MODALITIES]
+            if bad or len(set(names)) != len(names):
+                raise ArtifactError(f"{directory}/manifest.json: config {field} must be distinct names from "
+                                    f"{list(VECTOR_MODALITIES)}; got {names!r}")
         model.space = MultimodalSpace.load(directory / "space", device=device, verify=verify)
         model.items = ItemVectors.load(directory, modalities)
         model.profiles = UserProfiles.load_arrays(directory, model.profile_config, modalities)

@@ -131,3 +131,19 @@ def test_fix_keeps_user_files_that_only_look_like_leftovers(workdir):
     # its target is missing: it is put back, as the next load would do
     assert not real.exists() and (workdir / "generators" / "manifest.json").is_file()
     assert _status(diagnose(workdir))["leftovers"] == "ok"
+
+
+def test_deeply_nested_manifest_is_a_finding_not_a_crash(workdir):
+    """Regression (issue 14, item 5): a 100k-deep manifest.json crashed the CLI with a RecursionError."""
+    from typer.testing import CliRunner
+
+    from recgen.cli import app
+
+    (workdir / "generators" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    res = CliRunner().invoke(app, ["doctor", str(workdir)])
+    assert res.exit_code == 1 and "nested too deeply" in res.output and "Traceback" not in res.output, res.output
+    res = CliRunner().invoke(app, ["recommend", str(workdir), "U0001"])
+    assert res.exit_code == 0, res.output   # the model itself is fine
+    (workdir / "model" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    res = CliRunner().invoke(app, ["recommend", str(workdir), "U0001"])
+    assert res.exit_code == 2 and "nested too deeply" in res.output, res.output

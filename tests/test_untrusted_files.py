@@ -168,3 +168,40 @@ def test_symlink_out_of_the_directory_rejected(work, tmp_path):
     target.symlink_to(outside)
     with pytest.raises(ArtifactError, match="outside"):
         _load_all(work)
+
+
+def _resign(path: Path, manifest: dict) -> None:
+    """Write ``manifest`` with a recomputed digest: what an attacker who can write the folder does."""
+    from recgen._io import _manifest_digest
+
+    manifest = {k: v for k, v in manifest.items() if k != "digest"}
+    manifest["digest"] = _manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("field", ["modalities", "indexes"])
+def test_manifest_names_cannot_point_outside_the_model(work, tmp_path, field):
+    """Regression (issue 14, item 5): names in a model manifest's config became file names unchecked,
+    so a crafted manifest loaded an .npy from outside the model folder that no checksum covers."""
+    import numpy as np
+
+    from recgen.model import Recgen
+
+    outside = tmp_path / "evil"
+    outside.mkdir()
+    np.save(outside / "vec_x.npy", np.zeros((3, 4), np.float32))
+    path = work / "model" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"][field] = [*manifest["config"][field], "../../evil/x" if field == "modalities" else "../evil"]
+    _resign(path, manifest)
+    with pytest.raises(ArtifactError, match=f"{field}"):
+        Recgen.load(work / "model")
+
+
+def test_deeply_nested_manifest_is_an_artefact_error(work):
+    """Regression (issue 14, item 5): a 100k-deep manifest.json crashed with RecursionError."""
+    from recgen.model import Recgen
+
+    (work / "model" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ArtifactError, match="nested too deeply|not valid JSON"):
+        Recgen.load(work / "model")
