@@ -20,7 +20,7 @@ import pandas as pd
 
 from recgen._io import atomic_write_bytes
 from recgen.errors import ArtifactError, NotFittedError
-from recgen.features import FEATURE_MODALITIES, enrich_candidates, feature_columns
+from recgen.features import FEATURE_MODALITIES, _check_id_columns_unique, enrich_candidates, feature_columns
 from recgen.ids import id_strings
 from recgen.workdir import directory_version, resolve_directory
 
@@ -195,6 +195,7 @@ class Enricher:
         if missing:
             raise ValueError(f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
                              f"Pass user_col=/item_col= if your id columns are named differently")
+        _check_id_columns_unique(candidates, (user_col, item_col))
         if preview_format not in PREVIEW_FORMATS:
             raise ValueError(f"preview_format must be one of {PREVIEW_FORMATS}; got {preview_format!r}")
         if blurbs and not self.has_blurbs:

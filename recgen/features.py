@@ -78,6 +78,7 @@ def enrich_candidates(
             f"candidates is missing column(s) {missing}; it has {list(candidates.columns)}. "
             f"Pass user_col=/item_col= if your id columns are named differently"
         )
+    _check_id_columns_unique(candidates, (user_col, item_col))
     if not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ValueError(f"block_size must be a positive int; got {block_size!r}")
     bad = [m for m in modalities if m not in items.vectors]
@@ -122,3 +123,11 @@ def enrich_candidates(
     if clash:  # overwritten columns stay where they were
         out = out[list(candidates.columns) + [c for c in new if c not in candidates.columns]]
     return out
+
+
+def _check_id_columns_unique(candidates: pd.DataFrame, id_cols: Sequence[str]) -> None:
+    """An id column name that occurs twice makes ``frame[col]`` a DataFrame: refuse it by name."""
+    dup = [c for c in dict.fromkeys(id_cols) if int((candidates.columns == c).sum()) > 1]
+    if dup:
+        raise ValueError(f"candidates has more than one column named {dup}; which one holds the ids is "
+                         f"ambiguous: rename or drop the extra column(s) first")

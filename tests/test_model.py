@@ -307,3 +307,17 @@ def test_readers_during_updates_see_whole_versions(model, sample, tmp_path):
             t.join(timeout=60)
     assert not errors, repr(errors[0])
     assert calls[0] > 0
+
+
+def test_duplicate_id_column_names_are_refused_by_name(model):
+    """Regression (issue 14, item 7): a frame with two columns named like the id column raised an
+    obscure AttributeError/ValueError from deep inside pandas."""
+    from recgen.enrich import Enricher
+
+    df = pd.DataFrame([["U0001", "SKU-0001", "U0002"]], columns=["user_id", "item_id", "user_id"])
+    with pytest.raises(ValueError, match=r"more than one column named \['user_id'\]"):
+        model.enrich(df)
+    with pytest.raises(ValueError, match="more than one column named"):
+        Enricher(model).enrich(df)
+    other = pd.DataFrame([["U0001", "SKU-0001", 1.0, 2.0]], columns=["user_id", "item_id", "x", "x"])
+    assert len(model.enrich(other)) == 1   # duplicates elsewhere are the caller's business, kept as they are
