@@ -418,10 +418,8 @@ def find_leftovers(folder: str | os.PathLike[str], *, targets: tuple[str, ...] =
                 path = Path(entry.path)
                 name = _LEFTOVER.fullmatch(entry.name).group("name")
                 ours = managed or (here == root and name in targets)
-                if ours and (kind == ".tmp" or _is_recgen_artefact(path)):
-                    with _locked(path, wait=False) as free:
-                        if free:
-                            out.append(path)
+                if ours and (kind == ".tmp" or _is_recgen_artefact(path)) and not _locked_elsewhere(path):
+                    out.append(path)
                 continue
             with contextlib.suppress(OSError):
                 if entry.is_dir(follow_symlinks=False):
