@@ -16,6 +16,22 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def require_system(name: str, available: bool, reason: str) -> None:
+    """Skip the calling test (or fixture) when a system component is absent.
+
+    Under ``RECGEN_REQUIRE_SYSTEM=1`` (set by ``.ci/run`` after ``.ci/system-deps`` installed
+    PostgreSQL, the JDK, Chromium and wrk) the test fails instead, so CI cannot skip it silently.
+    Use: ``require_system("postgresql", shutil.which("initdb") is not None, "initdb not found")``.
+    """
+    if available:
+        return
+    message = f"{name} is not available: {reason}; install it with `sudo make system-deps`"
+    if os.environ.get("RECGEN_REQUIRE_SYSTEM") == "1":
+        pytest.fail(f"{message} (RECGEN_REQUIRE_SYSTEM=1: a missing component fails instead of skipping)",
+                    pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of the real data sets (``RECGEN_SHARED_DATA`` or ``<repo>/../shared/data``).
