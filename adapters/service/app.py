@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from recgen import __version__
 from recgen.enrich import Enricher
 
+from .docs import install_docs
 from .errors import install_error_handlers
 from .holder import ModelHolder
 from .metrics import ServiceMetrics
@@ -57,11 +58,13 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         finally:
             holder.stop_polling()
 
-    app = FastAPI(title="recgen", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="recgen", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # .docs serves them without a CDN
     app.state.config, app.state.holder, app.state.metrics = config, holder, metrics
     app.state.previews = PreviewCache(config.preview_cache_size)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     install_error_handlers(app)
     install_middleware(app, config, current_version=lambda: holder.current().version, observe=metrics.observe)
     return app

@@ -43,9 +43,12 @@ content_router = APIRouter(tags=["content"])
 PNG_RESPONSES = {200: {"content": {"image/png": {}}, "description": "PNG preview"},
                  404: {"description": "unknown item"}, 409: {"description": "no preview generator"}}
 
-# /search reads its body itself (JSON or multipart), so the schema of both forms is declared here
+# /search reads its body itself (JSON or multipart), so the schema of both forms is declared here;
+# its references point at the document's components (Modality is one), not at a "$defs" the
+# OpenAPI document does not have (ReDoc stopped on "Invalid reference token: $defs")
+_SEARCH_JSON = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 SEARCH_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": SearchRequest.model_json_schema()},
+    "application/json": {"schema": {k: v for k, v in _SEARCH_JSON.items() if k != "$defs"}},
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["image"],
         "properties": {"image": {"type": "string", "format": "binary"},

@@ -27,13 +27,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .docs import DOCS_PATHS
 from .settings import MODEL_VERSION_HEADER, ServiceConfig
 
 __all__ = ["OPEN_PATHS", "ApiKeyGuard", "BodyLimit", "ModelVersionHeader", "TokenBuckets", "api_key_of",
            "install_middleware"]
 
 #: Paths answered without a key: probes and the API's own documentation.
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN_PATHS = frozenset({"/healthz", "/openapi.json", *DOCS_PATHS})
 
 
 def install_middleware(app: FastAPI, config: ServiceConfig, *, current_version: Callable[[], str],
