@@ -203,9 +203,18 @@ class CatalogStore:
         self._engine: Engine = sa.create_engine(url)
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_on_connect)
-        metadata.create_all(self._engine)
+        self._create_tables()
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _create_tables(self) -> None:
+        """Create the missing tables; two stores opening a new database at once must not collide."""
+        inspector = sa.inspect(self._engine)
+        if all(inspector.has_table(t.name) for t in metadata.sorted_tables):
+            return  # the common case takes no lock: a read-only database still opens
+        with self._engine.begin() as conn:
+            _lock_writers(conn)
+            metadata.create_all(conn)  # checks again under the lock
 
     @property
     def url(self) -> str:
@@ -317,6 +326,9 @@ class CatalogStore:
 
         result = IngestResult(report=report)
         with self._engine.begin() as conn:
+            # Reads of what is stored and the writes happen under one lock: a concurrent ingest of
+            # the same rows waits here and then counts them as unchanged instead of added too.
+            _lock_writers(conn)
             if clean_items is not None and len(clean_items):
                 self._write_items(conn, clean_items, result)
             if clean_reviews is not None and len(clean_reviews):
@@ -507,6 +519,7 @@ class CatalogStore:
         if not ids:
             return 0
         with self._engine.begin() as conn:
+            _lock_writers(conn)
             found: set[str] = set()
             for chunk in _chunks(ids, IN_CHUNK):
                 found.update(
@@ -523,10 +536,34 @@ class CatalogStore:
         return len(ids)
 
 
+# Key of the PostgreSQL advisory lock that serializes recgen's writers on one database
+# (an arbitrary constant: the bytes of "recgen").
+_PG_WRITER_LOCK = int.from_bytes(b"recgen", "big")
+
+
+def _lock_writers(conn: Connection) -> None:
+    """Serialize this transaction with every other recgen writer of the database until it ends.
+
+    Must be the first statement of the transaction. SQLite: ``BEGIN IMMEDIATE`` takes the write
+    lock before anything is read (the driver's own ``BEGIN`` would come only before the first
+    write, after the reads the counts come from). PostgreSQL: a transaction-level advisory lock;
+    plain readers are not blocked. Other databases: no lock (the store stays right, the
+    added/unchanged counts of concurrent ingests may overlap).
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_WRITER_LOCK)))
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # a second writer waits for the first one's transaction (a large ingest takes seconds)
+        # instead of failing with "database is locked" after the driver's default 5 s
+        cur.execute("PRAGMA busy_timeout=60000")
     finally:
         cur.close()
