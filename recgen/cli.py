@@ -101,9 +101,11 @@ def ingest(
         try:
             result = st.ingest(data, on_error="raise" if strict else "report")
         except ValidationError as exc:
-            if exc.report is not None:
+            if strict and exc.report is not None:  # bad rows refused by --strict: list them all
                 exc.report.to_frame().to_csv(Workdir(workdir).bad_rows, index=False)
-            _fail(f"{exc}\nnothing was stored (--strict); all bad rows: {Workdir(workdir).bad_rows}", code=1)
+                _fail(f"{exc}\nnothing was stored (--strict); all bad rows: {Workdir(workdir).bad_rows}", code=1)
+            # the file as a whole was refused (e.g. a required column missing): there are no bad rows to list
+            _fail(f"{exc}\nnothing was stored", code=1)
         typer.echo(str(result))
         if result.report:
             result.report.to_frame().to_csv(Workdir(workdir).bad_rows, index=False)

@@ -27,6 +27,7 @@ from recgen.catalog.data import (
     CatalogData,
     empty_frame,
 )
+from recgen.catalog.schema import delimiter_hint
 from recgen.errors import ValidationError
 
 __all__ = ["read_table", "load_frames", "map_object"]
@@ -236,7 +237,7 @@ def _read_delimited(path: Path, sep: str, kind: str) -> pd.DataFrame:
         msg = str(exc).strip().replace("Error tokenizing data. C error: ", "")
         raise ValidationError(
             f"{path}: malformed {kind} ({msg}); every line needs as many fields as the header line, "
-            f"and values holding {sep!r}, quotes or line breaks must be quoted"
+            f"and values holding {sep!r}, quotes or line breaks must be quoted" + _header_hint(path, sep, encoding)
         ) from exc
     except _GZIP_ERRORS as exc:
         raise ValidationError(f"{path}: not a readable gzip file ({exc}); re-compress it with gzip") from exc
@@ -247,6 +248,7 @@ def _read_delimited(path: Path, sep: str, kind: str) -> pd.DataFrame:
         raise ValidationError(
             f"{path}: malformed {kind} ({_first_long_line(path, sep, encoding)}); every line needs as many "
             f"fields as the header line, and values holding {sep!r}, quotes or line breaks must be quoted"
+            + _header_hint(path, sep, encoding)
         )
     mangled = [c for c in df.columns if isinstance(c, str) and (m := _MANGLED.match(c)) and m.group(1) in df.columns]
     if mangled:  # pandas renames a repeated header "title" to "title.1": check the real header
@@ -255,6 +257,18 @@ def _read_delimited(path: Path, sep: str, kind: str) -> pd.DataFrame:
         if dup:
             raise ValidationError(f"{path}: the header line names column(s) {dup} more than once; rename or drop the copies")
     return df
+
+
+def _header_hint(path: Path, sep: str, encoding: str) -> str:
+    """:func:`delimiter_hint` for the file's header line (only called on the error path)."""
+    import csv
+
+    try:
+        with _open_text(path, encoding) as fh:
+            header = next(csv.reader(fh, delimiter=sep), [])
+    except (OSError, UnicodeError, csv.Error):
+        return ""
+    return delimiter_hint(header, str(path))
 
 
 def _first_long_line(path: Path, sep: str, encoding: str) -> str:

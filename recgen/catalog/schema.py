@@ -629,7 +629,38 @@ def _require_columns(df: Any, required: tuple[str, ...], source: str, what: str)
     if missing:
         raise ValidationError(
             f"{source}: {what} lacks required column(s) {missing}; columns found: {list(map(str, df.columns))}"
+            + delimiter_hint(df.columns, source)
         )
+
+
+# delimiters people export "CSV" with, by name; recgen reads .csv with commas and .tsv with tabs
+_OTHER_DELIMITERS = {";": "semicolon", "|": "pipe", "\t": "tab"}
+
+
+def delimiter_hint(header: Iterable[Any], source: str) -> str:
+    """Why a header did not split: it is one field that splits on another delimiter ("" otherwise).
+
+    A semicolon-separated export (Excel in many locales) read as CSV has one column named
+    ``"item_id;title;..."``; saying so is more useful than "lacks required columns".
+    """
+    names = [str(c) for c in header]
+    if len(names) != 1:
+        return ""
+    for sep, name in _OTHER_DELIMITERS.items():
+        parts = [p.strip().strip('"') for p in names[0].split(sep)]
+        if len([p for p in parts if p]) < 2:
+            continue
+        looks = f". The data looks {name}-delimited (its header splits on {sep!r} into {parts})"
+        if source.startswith("<"):  # a frame the caller read: the fix is in their read_csv call
+            return f"{looks}: read it with read_csv(..., sep={sep!r})"
+        if sep == "\t":
+            return f"{looks}: name the file .tsv"
+        return (
+            f"{looks}; recgen reads .csv files with commas and .tsv files with tabs: write it again with "
+            f"commas, e.g. pandas.read_csv({source!r}, sep={sep!r}, dtype=str, keep_default_na=False)"
+            f".to_csv('with-commas.csv', index=False)"
+        )
+    return ""
 
 
 def _source(df: pd.DataFrame, source: str | None, what: str) -> str:
