@@ -8,16 +8,19 @@ PIP_INSTALL = $(PY) -m pip install --disable-pip-version-check -c requirements/c
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: install demo demo-movielens test test-slow bench clean
+.PHONY: install system-deps demo demo-movielens test test-slow bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --upgrade pip
 	$(PIP_INSTALL) -r requirements/dev.txt
-	$(PIP_INSTALL) -e '.[cpu,serve,ray,cf,dev]'
+	$(PIP_INSTALL) -e '.[cpu,serve,ray,cf,postgres,spark,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)          ## create .venv and install recgen (CPU) + test tools
+
+system-deps:               ## as root: Debian packages of the real-component tests (PostgreSQL, JDK, Chromium, wrk)
+	.ci/system-deps
 
 demo: $(STAMP)             ## run `recgen demo` on the bundled sample catalog -> recgen-demo/report.html
 	$(VENV)/bin/recgen demo --out recgen-demo

@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 
 class _Server:
-    """One throw-away PostgreSQL cluster; ``url(db)`` is a SQLAlchemy URL (psycopg 3)."""
+    """One throw-away PostgreSQL cluster; ``url(db)`` is a SQLAlchemy URL (SQLAlchemy 2.1 picks psycopg 3)."""
 
     def __init__(self, bindir: Path):
         self.bindir = bindir
@@ -102,7 +102,7 @@ class _Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://recgen@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://recgen@127.0.0.1:{self.port}/{database}"  # the documented form
 
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
@@ -340,7 +340,7 @@ def test_doctor_against_postgresql(sample, saved_workdir, pg_url, tmp_path):
 
 
 def test_doctor_reports_an_unreachable_database_without_the_password(pg_server, tmp_path):
-    url = f"postgresql+psycopg://recgen:s3cret-pw@127.0.0.1:{pg_server.port}/no_such_database"
+    url = f"postgresql://recgen:s3cret-pw@127.0.0.1:{pg_server.port}/no_such_database"
     res = _doctor(str(tmp_path), "--store", url)
     assert res.exit_code == 1, res.output
     assert "cannot read the store" in res.output and "no_such_database" in res.output, res.output
