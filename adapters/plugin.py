@@ -71,6 +71,17 @@ def serve(
     gpu: bool = typer.Option(False, "--gpu", help="Search the FAISS indexes on the GPU (needs the faiss-gpu extra "
                                                   "and a CUDA device; without them the service refuses to start "
                                                   "and says what to install). Default: CPU."),
+    header_timeout: Optional[float] = typer.Option(
+        None, min=0.1, help="Seconds a connection has to send a complete request head; then 408 and closed "
+                            "(slow or idle clients, slowloris). Default 10."),
+    body_timeout: Optional[float] = typer.Option(
+        None, min=0.1, help="Seconds a request has to send its whole body once its head arrived. Default 60."),
+    keepalive_timeout: Optional[float] = typer.Option(
+        None, min=0.1, help="Seconds an idle keep-alive connection stays open. Default 5."),
+    max_image_pixels: Optional[int] = typer.Option(
+        None, min=1, help="Pixels an uploaded search image may decode to (422 above). Default 16000000."),
+    image_decodes: Optional[int] = typer.Option(
+        None, min=1, help="Image uploads decoded at once (the others wait). Default 2."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve enrichment, recommendations, search, similar items and previews over HTTP (FastAPI).
@@ -78,7 +89,8 @@ def serve(
     OpenAPI docs at http://HOST:PORT/docs. API keys are never read from the command line
     (other users can see it in `ps`): use --api-key-file or RECGEN_API_KEYS. A re-saved DIR is
     picked up without a restart by POST /admin/reload or --reload-interval; every response
-    names the model version that answered it in the X-Recgen-Model-Version header.
+    names the model version that answered it in the X-Recgen-Model-Version header. No key is
+    ever written to a log (keys sent in a query string are redacted from the access log).
     """
     import os
 
@@ -87,9 +99,9 @@ def serve(
     from recgen.workdir import resolve_directory
 
     try:
-        import uvicorn
-
         from recgen_adapters.service import config_from_env
+        from recgen_adapters.service.server import run
+        from recgen_adapters.service.settings import ENV_FIELDS
     except (ImportError, MissingExtraError) as exc:
         _fail(f"{exc}. Fix: pip install 'recgen[serve]'")
     try:
@@ -97,8 +109,11 @@ def serve(
         env = dict(os.environ)
         if api_key_file is not None:
             env["RECGEN_API_KEY_FILE"] = str(api_key_file)
-        config = config_from_env(env, max_candidates=max_candidates, rate_limit=rate_limit,
-                                 reload_interval=reload_interval)
+        options = {"max_candidates": max_candidates, "rate_limit": rate_limit, "reload_interval": reload_interval,
+                   "header_timeout": header_timeout, "body_timeout": body_timeout,
+                   "keepalive_timeout": keepalive_timeout, "max_image_pixels": max_image_pixels,
+                   "image_decodes": image_decodes}
+        config = config_from_env(env, **options)
     except (ArtifactError, ValueError) as exc:
         _fail(str(exc))
     if not config.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
@@ -119,13 +134,11 @@ def serve(
         except (MissingExtraError, ImportError, RuntimeError) as exc:
             _fail(f"--gpu: {exc}")
         os.environ["RECGEN_USE_GPU"] = "1"
-    for name, value in (("RECGEN_MAX_CANDIDATES", max_candidates), ("RECGEN_RATE_LIMIT", rate_limit),
-                        ("RECGEN_RELOAD_INTERVAL", reload_interval)):
+    for field, value in options.items():
         if value is not None:
-            os.environ[name] = str(value)
+            os.environ[ENV_FIELDS[field][0]] = str(value)
     typer.echo(f"serving {workdir} on http://{host}:{port} (docs: /docs, auth: {'on' if config.api_keys else 'off'})")
-    uvicorn.run("recgen_adapters.service:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+    run(host=host, port=port, workers=workers, log_level=log_level, config=config)
 
 
 def _als_recgen(ctx, options: dict[str, Any]) -> dict[str, list[str]]:

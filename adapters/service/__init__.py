@@ -29,9 +29,13 @@ worker processes (``recgen serve --workers N``) a ``POST /admin/reload`` reaches
 use ``reload_interval`` there, so that every worker picks the new model up.
 
 Security: API keys (``X-API-Key: KEY`` or ``Authorization: Bearer KEY``) are compared in
-constant time and never logged; request bodies, uploads, batch sizes, ``k`` and id lengths
-are capped; an optional per-key token bucket rate-limits requests; no request value is ever
-used as a file path.
+constant time and never logged (log records are filtered, so a key a client puts in a query
+string is redacted too); request bodies (chunked ones included), uploads, batch sizes, ``k``
+and id lengths are capped; an optional per-key token bucket rate-limits requests, and failed
+authentications are rate-limited per client address; image uploads are decoded within a
+pixel cap, at a reduced size, a few at a time; metric labels come from closed sets only;
+``recgen serve`` closes connections whose request head or body does not arrive in time
+(slowloris); no request value is ever used as a file path.
 
 The parts, one concern each:
 
@@ -43,8 +47,10 @@ The parts, one concern each:
 :mod:`.security`   API keys, rate limits, body cap, model-version header (middleware)
 :mod:`.metrics`    the Prometheus registry of one app
 :mod:`.previews`   preview URLs and the LRU of generated PNGs
+:mod:`.uploads`    image uploads: pixel cap, reduced-size decoding, concurrent-decode slots
 :mod:`.routes`     the endpoints, one APIRouter per tag
 :mod:`.app`        :func:`create_app` wiring them; :func:`app_from_env` for uvicorn
+:mod:`.server`     uvicorn with read timeouts and key-redacting logs (``recgen serve``)
 =================  ==================================================================
 
 The names below are resolved on first use: ``settings`` and ``holder`` import without the

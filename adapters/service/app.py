@@ -18,8 +18,9 @@ from .holder import ModelHolder
 from .metrics import ServiceMetrics
 from .previews import PreviewCache
 from .routes import ROUTERS
-from .security import install_middleware
+from .security import install_log_redaction, install_middleware
 from .settings import ServiceConfig, config_from_env
+from .uploads import UploadSlots
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -37,13 +38,15 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
         in-memory model is served as it is (``/admin/reload`` then answers 409).
     config : ServiceConfig, optional
         Auth and limits (defaults: no auth, 10,000 candidates, 8 MiB bodies, no rate limit,
-        no periodic reload).
+        no periodic reload, 16-megapixel uploads decoded two at a time).
 
     Returns
     -------
     FastAPI
         Its ``state`` holds ``config``, ``holder`` (the :class:`~.holder.ModelHolder`),
-        ``metrics`` and ``previews``; the reload poller runs for the app's lifespan.
+        ``metrics``, ``previews`` and ``image_slots``; the reload poller runs for the app's
+        lifespan. The server's loggers get a :class:`~.security.RedactKeys` filter, so no key
+        (``config``'s, or one sent in a query string or header) is ever written to a log.
     """
     config = config or ServiceConfig()
     metrics = ServiceMetrics()
@@ -62,6 +65,8 @@ def create_app(source: str | Path | Enricher, config: ServiceConfig | None = Non
                   docs_url=None, redoc_url=None)  # .docs serves them without a CDN
     app.state.config, app.state.holder, app.state.metrics = config, holder, metrics
     app.state.previews = PreviewCache(config.preview_cache_size)
+    app.state.image_slots = UploadSlots(config.image_decodes)
+    install_log_redaction(config.api_keys)
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)

@@ -8,7 +8,9 @@ and :class:`RequestTooLarge` (a ``ValueError``) is 413, not 422.
 
 Bodies: ``{"detail": "message"}``, except 422s, which keep the shape of FastAPI's own
 validation errors (``detail``: a list of ``{loc, msg, type}``) as the OpenAPI schema of
-every operation promises.
+every operation promises. Every body can be encoded: text a client sent that UTF-8 cannot
+hold (a lone surrogate such as ``"\ud800"`` in a JSON id) is written escaped, as
+``\ud800`` (see :func:`encodable`).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from starlette.responses import JSONResponse
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
 
 __all__ = ["STATUS_CODES", "InvalidRequest", "MalformedRequest", "RequestTooLarge", "UnsupportedMediaType",
-           "install_error_handlers", "status_code_of"]
+           "encodable", "install_error_handlers", "status_code_of"]
 
 
 class InvalidRequest(ValueError):
@@ -84,7 +86,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _answer(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": _detail(exc)}, status_code=status_code_of(exc))
+    # encodable(): JSONResponse encodes to UTF-8, and a lone surrogate echoed from the request
+    # made that fail (a UnicodeEncodeError, so a ValueError answered with the codec's message
+    # instead of the validation error: issue 14)
+    return JSONResponse(encodable({"detail": _detail(exc)}), status_code=status_code_of(exc))
+
+
+def encodable(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, scalars) with every string UTF-8 can encode.
+
+    Lone surrogates (which JSON's ``\\uD800`` escapes and Python's decoders let through)
+    are written as the text ``\\ud800``; everything else is returned as it is.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encodable(v) for v in value]
+    return value
 
 
 def _detail(exc: Exception) -> Any:

@@ -14,9 +14,27 @@ from starlette.responses import Response
 
 from .holder import RELOAD_RESULTS, Served
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "HTTP_METHODS", "ServiceMetrics", "request_labels"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+#: The only values of the ``method`` label; any other method a client makes up is ``OTHER``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def request_labels(request: Request, status_code: int) -> tuple[str, str, str]:
+    """``(method, route, status)`` labels of a response, each from a closed set.
+
+    Every label value is a new time series kept for the life of the process, so none may
+    come from what a client sends (issue 14: made-up method names grew ``/metrics`` to 97 MB):
+    the method is one of :data:`HTTP_METHODS` or ``OTHER``, the route is the template the
+    request matched (never the raw path, which holds ids) or ``unmatched``, and the status
+    is a valid 3-digit code or ``other``.
+    """
+    method = request.method if request.method in HTTP_METHODS else "OTHER"
+    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+    status = str(status_code) if 100 <= status_code <= 599 else "other"
+    return method, route, status
 
 
 class ServiceMetrics:
@@ -44,11 +62,11 @@ class ServiceMetrics:
             self.reloads.labels(result)
 
     def observe(self, request: Request, response: Response, t0: float) -> None:
-        """Count a response and its latency since ``t0`` (``time.perf_counter()``), by route template."""
-        # the route template, never the raw path: ids in paths would make one series per id
-        name = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        self.requests.labels(request.method, name, str(response.status_code)).inc()
-        self.latency.labels(name).observe(time.perf_counter() - t0)
+        """Count a response and its latency since ``t0`` (``time.perf_counter()``), labelled by
+        :func:`request_labels` only."""
+        method, route, status = request_labels(request, response.status_code)
+        self.requests.labels(method, route, status).inc()
+        self.latency.labels(route).observe(time.perf_counter() - t0)
 
     def model_swapped(self, served: Served) -> None:
         """Gauges of a model that was just swapped in."""

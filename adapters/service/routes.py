@@ -32,6 +32,7 @@ from .previews import preview_url
 from .schemas import (EnrichedRow, EnrichRequest, EnrichResponse, Health, Modality, RankingResponse,
                       RecommendRequest, ReloadResult, ScoredItem, SearchRequest)
 from .settings import MAX_ID_LENGTH, MAX_K, NEUTRAL_USER
+from .uploads import decode_upload
 
 __all__ = ["ROUTERS", "RowsJSONResponse", "served_model"]
 
@@ -172,7 +173,10 @@ def recommend(req: RecommendRequest, request: Request) -> RankingResponse:
 async def search(request: Request) -> RankingResponse:
     """Items matching a text query (JSON ``{"query": ..., "k": .., "modality": ..}``) or an
     uploaded image (multipart form with an ``image`` file). ``modality`` picks the index
-    searched: ``image`` finds items by their pictures, ``text`` by their descriptions."""
+    searched: ``image`` finds items by their pictures, ``text`` by their descriptions.
+
+    Uploads are refused (422) over the service's pixel cap, decoded at a reduced size, and
+    only a few at a time (see :mod:`.uploads`)."""
     model = served_model(request).enricher.model
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
@@ -202,14 +206,26 @@ async def search(request: Request) -> RankingResponse:
         if not 1 <= k <= MAX_K:
             raise InvalidRequest(f"k must be in [1, {MAX_K}]; got {k}", loc=("body", "k"))
         fn, arg = model.search_image, await upload.read()
+        await upload.close()
     else:
         raise UnsupportedMediaType("send application/json {\"query\": ...} or multipart/form-data with an 'image' file")
     if modality not in model.indexes:
         raise InvalidRequest(f"no item has a {modality!r} vector in this model", loc=("body", "modality"))
-    try:
-        ids, scores = await run_in_threadpool(fn, arg, k, modality=modality)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), loc=("body", "image" if fn == model.search_image else "query")) from exc
+    if fn != model.search_image:
+        try:
+            ids, scores = await run_in_threadpool(fn, arg, k, modality=modality)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), loc=("body", "query")) from exc
+        return _ranking(ids, scores)
+    config = request.app.state.config
+    # one slot for decode and encode: parallel uploads wait here instead of each decoding at once
+    async with request.app.state.image_slots():
+        try:
+            image = await run_in_threadpool(decode_upload, arg, max_pixels=config.max_image_pixels)
+            del arg  # the encoded bytes are not needed any more
+            ids, scores = await run_in_threadpool(fn, image, k, modality=modality)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), loc=("body", "image")) from exc
     return _ranking(ids, scores)
 
 

@@ -12,8 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["MAX_CANDIDATES", "MAX_ID_LENGTH", "MAX_K", "MAX_QUERY_LENGTH", "MODEL_VERSION_HEADER", "NEUTRAL_USER",
+__all__ = ["ENV_FIELDS", "MAX_CANDIDATES", "MAX_ID_LENGTH", "MAX_K", "MAX_QUERY_LENGTH", "MODEL_VERSION_HEADER", "NEUTRAL_USER",
            "ServiceConfig", "config_from_env", "read_key_file"]
+
+#: ServiceConfig field -> (environment variable, type); read by :func:`config_from_env`.
+ENV_FIELDS: dict[str, tuple[str, type]] = {
+    "max_candidates": ("RECGEN_MAX_CANDIDATES", int),
+    "rate_limit": ("RECGEN_RATE_LIMIT", float),
+    "rate_burst": ("RECGEN_RATE_BURST", int),
+    "reload_interval": ("RECGEN_RELOAD_INTERVAL", float),
+    "auth_failure_rate": ("RECGEN_AUTH_FAILURE_RATE", float),
+    "max_image_pixels": ("RECGEN_MAX_IMAGE_PIXELS", int),
+    "image_decodes": ("RECGEN_IMAGE_DECODES", int),
+    "header_timeout": ("RECGEN_HEADER_TIMEOUT", float),
+    "body_timeout": ("RECGEN_BODY_TIMEOUT", float),
+    "keepalive_timeout": ("RECGEN_KEEPALIVE_TIMEOUT", float),
+}
 
 MAX_ID_LENGTH = 256  # characters of a user or item id, in bodies, paths and queries
 MAX_CANDIDATES = 10_000  # rows of one /enrich request (ServiceConfig.max_candidates may lower it)
@@ -47,6 +61,29 @@ class ServiceConfig:
         Seconds between checks of the served directory's manifests; when their fingerprint
         changed, the new model is loaded and swapped in. None (default) = only on
         ``POST /admin/reload``.
+    auth_failure_rate : float or None
+        Sustained failed authentications (401) per second per client address; over it the
+        answer is 429. Applies whether or not ``rate_limit`` is set (valid keys never take
+        from this bucket); None = off.
+    auth_failure_burst : int
+        Bucket size of the failed-authentication limiter.
+    max_image_pixels : int
+        Pixels an uploaded image (``POST /search``) may decode to (422 above it). JPEGs are
+        decoded at a reduced scale first, so the cap applies to what is actually decoded; a
+        PNG is always decoded whole, so this bounds the memory of one upload (4 bytes a pixel
+        at most). The encoder needs 224 px: 16 megapixels (default) is a 4,000 x 4,000 photo.
+    image_decodes : int
+        Image uploads decoded and encoded at once (the others wait their turn), so that
+        parallel uploads cannot multiply the memory of one.
+    header_timeout : float
+        Seconds a connection may take to send a complete request head (request line and
+        headers), counted from the connection or the first byte of the next request; then it
+        is answered 408 and closed (slowloris). Idle new connections are closed after it too.
+    body_timeout : float
+        Seconds a request may take to send its whole body once the head arrived; then the
+        connection is closed.
+    keepalive_timeout : float
+        Seconds an idle keep-alive connection stays open after a response.
     """
 
     api_keys: tuple[str, ...] = ()
@@ -56,6 +93,13 @@ class ServiceConfig:
     rate_burst: int = 20
     preview_cache_size: int = 1024
     reload_interval: float | None = None
+    auth_failure_rate: float | None = 10.0
+    auth_failure_burst: int = 100
+    max_image_pixels: int = 16_000_000
+    image_decodes: int = 2
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keepalive_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):
@@ -73,6 +117,20 @@ class ServiceConfig:
         if self.reload_interval is not None and not (math.isfinite(self.reload_interval)
                                                      and self.reload_interval > 0):
             raise ValueError(f"reload_interval must be a positive number of seconds or None; got {self.reload_interval}")
+        if self.auth_failure_rate is not None and not (math.isfinite(self.auth_failure_rate)
+                                                       and self.auth_failure_rate > 0):
+            raise ValueError("auth_failure_rate must be a positive number of failures/s or None; "
+                             f"got {self.auth_failure_rate}")
+        if self.auth_failure_burst < 1:
+            raise ValueError(f"auth_failure_burst must be >= 1; got {self.auth_failure_burst}")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be >= 1; got {self.max_image_pixels}")
+        if self.image_decodes < 1:
+            raise ValueError(f"image_decodes must be >= 1; got {self.image_decodes}")
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds; got {value}")
 
 
 def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceConfig:
@@ -83,8 +141,8 @@ def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) 
     environ : mapping, optional
         Where to read the variables; default ``os.environ``. Read: ``RECGEN_API_KEYS``
         (comma-separated), ``RECGEN_API_KEY_FILE`` (one key per line, see
-        :func:`read_key_file`), ``RECGEN_MAX_CANDIDATES``, ``RECGEN_RATE_LIMIT``,
-        ``RECGEN_RATE_BURST`` and ``RECGEN_RELOAD_INTERVAL``.
+        :func:`read_key_file`), and one variable per field of :data:`ENV_FIELDS`
+        (``RECGEN_MAX_CANDIDATES``, ``RECGEN_RATE_LIMIT``, ``RECGEN_HEADER_TIMEOUT``...).
     **overrides
         ServiceConfig fields that win over the environment; None values are ignored (so
         unset command-line options can be passed straight through).
@@ -99,14 +157,13 @@ def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) 
     if env.get("RECGEN_API_KEY_FILE"):
         keys += read_key_file(env["RECGEN_API_KEY_FILE"])
     cfg: dict[str, Any] = {"api_keys": tuple(keys)}
-    if env.get("RECGEN_MAX_CANDIDATES"):
-        cfg["max_candidates"] = int(env["RECGEN_MAX_CANDIDATES"])
-    if env.get("RECGEN_RATE_LIMIT"):
-        cfg["rate_limit"] = float(env["RECGEN_RATE_LIMIT"])
-    if env.get("RECGEN_RATE_BURST"):
-        cfg["rate_burst"] = int(env["RECGEN_RATE_BURST"])
-    if env.get("RECGEN_RELOAD_INTERVAL"):
-        cfg["reload_interval"] = float(env["RECGEN_RELOAD_INTERVAL"])
+    for field, (var, kind) in ENV_FIELDS.items():
+        if env.get(var):
+            try:
+                cfg[field] = kind(env[var])
+            except ValueError:
+                raise ValueError(f"{var} must be {'an integer' if kind is int else 'a number'}; "
+                                 f"got {env[var]!r}") from None
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return ServiceConfig(**cfg)
 
