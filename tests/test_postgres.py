@@ -115,8 +115,9 @@ class _Server:
         return self.url(name)
 
 
-@pytest.fixture(scope="module")
-def pg_server():
+@pytest.fixture(scope="session")
+def pg_bindir() -> Path:
+    """Session-scoped, so a missing PostgreSQL skips before the session fixtures (the fitted model) are built."""
     bindir = _pg_bindir()
     require_system("postgresql", bindir is not None,
                    "no initdb (Debian package `postgresql`; or set RECGEN_PG_BINDIR to its bin folder)")
@@ -124,7 +125,12 @@ def pg_server():
         import psycopg  # noqa: F401
     except ImportError:
         require_system("psycopg", False, "the Python driver is not installed: pip install -e '.[postgres]'")
-    server = _Server(bindir)
+    return bindir
+
+
+@pytest.fixture(scope="module")
+def pg_server(pg_bindir):
+    server = _Server(pg_bindir)
     try:
         server.start()
         yield server
@@ -162,7 +168,7 @@ def _frames(n: int, *, title: str = "item") -> dict[str, pd.DataFrame]:
 # -- round trip, idempotence, upsert -------------------------------------------------------
 
 
-def test_ingest_round_trip_same_rows_and_hashes_as_sqlite(sample, pg_url, tmp_path):
+def test_ingest_round_trip_same_rows_and_hashes_as_sqlite(pg_bindir, sample, pg_url, tmp_path):
     with CatalogStore(tmp_path / "ref.db") as lite, CatalogStore(pg_url) as pg:
         assert pg.engine.dialect.name == "postgresql"
         r_lite, r_pg = lite.ingest(sample), pg.ingest(sample)
@@ -177,7 +183,7 @@ def test_ingest_round_trip_same_rows_and_hashes_as_sqlite(sample, pg_url, tmp_pa
     assert sorted(back.items["item_id"]) == sorted(sample.items["item_id"].astype(str))
 
 
-def test_reingest_is_a_no_op(sample, pg_url):
+def test_reingest_is_a_no_op(pg_bindir, sample, pg_url):
     with CatalogStore(pg_url) as pg:
         pg.ingest(sample)
         before = pg.items()
@@ -320,7 +326,7 @@ def _doctor(*args: str):
     return CliRunner().invoke(app, ["doctor", *args])
 
 
-def test_doctor_against_postgresql(sample, saved_workdir, pg_url, tmp_path):
+def test_doctor_against_postgresql(pg_bindir, sample, saved_workdir, pg_url, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(saved_workdir / "model", work / "model")
     with CatalogStore(pg_url) as st:

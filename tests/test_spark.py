@@ -42,16 +42,23 @@ def readme_spark_recipe() -> str:
     return code
 
 
-@pytest.fixture(scope="module")
-def spark():
+@pytest.fixture(scope="session")
+def java() -> None:
+    """Session-scoped, so a missing JDK skips before the session fixtures (the fitted model) are built."""
     java = shutil.which("java") or (Path(os.environ["JAVA_HOME"]) / "bin" / "java"
                                     if os.environ.get("JAVA_HOME") else None)
     require_system("java", java is not None and Path(java).exists(),
                    "no `java` on PATH or JAVA_HOME (Debian package openjdk-17-jdk-headless)")
     try:
-        from pyspark.sql import SparkSession
+        import pyspark  # noqa: F401
     except ImportError:
         require_system("pyspark", False, "the Python package is not installed: pip install -e '.[spark]'")
+
+
+@pytest.fixture(scope="module")
+def spark(java):
+    from pyspark.sql import SparkSession
+
     # the Python workers must run this interpreter (recgen and torch are installed in it)
     os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, whatever the host name resolves to
@@ -73,7 +80,7 @@ def spark():
     session.stop()
 
 
-def test_readme_spark_recipe_gives_the_in_process_features(spark, saved_workdir, candidates):
+def test_readme_spark_recipe_gives_the_in_process_features(java, spark, saved_workdir, candidates):
     frame = candidates[["user_id", "item_id", "cf_score"]]  # the columns the README's schema names
     reference = Enricher.load(saved_workdir).enrich(frame)
 
