@@ -59,11 +59,17 @@ def source_text(item_id, src):
     return REVIEWS.at[label, "text"]
 
 
+def unquote(text):
+    """The blurb without the review attribution (review sentences are quoted verbatim)."""
+    text = re.sub(r"(A reviewer writes|Reviewers write): ", "", text)
+    return text.replace('" and "', " ").replace('", "', " ").replace('"', "")
+
+
 def picked_sentences(gen, out, i):
     """Map the blurb back to candidate sentences via its sources (verbatim by construction)."""
     k = gen.item_ids_.index(out.item_ids[i])
     cands = gen.sentences_[gen.ptr_[k]:gen.ptr_[k + 1]]
-    picked, rest = [], out.texts[i]
+    picked, rest = [], unquote(out.texts[i])
     while rest:
         match = [s for s in cands if rest.startswith(s) or rest.startswith(s[:1].upper() + s[1:])]
         assert match, f"{rest!r} does not start with one of the item's sentences"
@@ -96,9 +102,13 @@ def test_low_rated_review_sentences_are_never_used(gen):
     assert "broke" not in every and "flickers" not in every
 
 
-def test_without_ratings_every_review_is_used():
-    g = GroundedBlurbGenerator().fit_frames(ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
+def test_without_ratings_every_review_is_used_but_only_praise_is_quoted():
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(min_praise=None)).fit_frames(
+        ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
     assert "Handle broke after a week and it leaked badly." in g.sentences_
+    g = GroundedBlurbGenerator().fit_frames(ITEMS, REVIEWS.drop(columns="rating"), encode=encode)
+    assert "Handle broke after a week and it leaked badly." not in g.sentences_  # the sentence filter still holds
+    assert "Great gift for a friend." in g.sentences_
 
 
 def test_personalization_puts_the_closest_sentence_first(gen):
@@ -106,7 +116,7 @@ def test_personalization_puts_the_closest_sentence_first(gen):
                                  ("A", "It holds a large cup of tea.", "description"),
                                  ("B", "Perfect reading light for late evenings.", "review:12")):
         out = gen.generate_vectors([item_id], encode([target]))
-        assert out.texts[0].startswith(target) and out.sources[0][0] == src
+        assert unquote(out.texts[0]).startswith(target) and out.sources[0][0] == src
 
 
 def test_neutral_user_gets_first_description_sentence_then_a_review(gen):
@@ -114,6 +124,8 @@ def test_neutral_user_gets_first_description_sentence_then_a_review(gen):
     assert out.texts[0].startswith("A blue metal lamp for the desk.")
     assert out.texts[1].startswith("A red ceramic mug for coffee.")
     assert [s.split(":")[0] for s in out.sources[0]] == ["description", "review"]
+    assert out.texts[0].endswith('A reviewer writes: "Perfect reading light for late evenings."')
+    assert out.anchors == [None, None]
 
 
 def test_title_fallback_max_chars_and_errors(gen):
@@ -143,12 +155,22 @@ def test_deterministic_and_ties_broken_by_seed():
     items = pd.DataFrame({"item_id": ["T"], "title": ["t"], "description": [""]})
     reviews = pd.DataFrame({"item_id": ["T"] * 4, "rating": [5] * 4,
                             "text": ["one two three.", "three two one.", "two one three.", "one three two."]})
-    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit_frames(items, reviews, encode=encode)
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1, min_praise=None)).fit_frames(
+        items, reviews, encode=encode)
     u = encode(["one two three"])  # every sentence has the same bag of words: exact ties
     firsts = {g.generate_vectors(["T"], u, seed=s).texts[0] for s in range(20)}
     assert len(firsts) > 1
     once = g.generate_vectors(["T"], u, seed=5).texts[0]
     assert g.generate_vectors(["T"] * 3, np.repeat(u, 3, 0), seed=5).texts == [once] * 3
+
+
+def test_review_quotes_are_grouped_by_review(gen):
+    items = pd.DataFrame({"item_id": ["Q"], "title": ["Q thing"], "description": [""]})
+    reviews = pd.DataFrame({"item_id": ["Q"] * 2, "rating": [5, 5],
+                            "text": ["Lovely soft fabric here. Great happy colour indeed.", "Wonderful gift, very happy."]})
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=3)).fit_frames(items, reviews, encode=encode)
+    text = g.generate_vectors(["Q"], encode(["lovely soft fabric great happy colour wonderful gift"])).texts[0]
+    assert text.startswith("Reviewers write: ") and text.count('"') == 4 and '" and "' in text
 
 
 def test_save_load_round_trip(gen, tmp_path):
@@ -167,6 +189,252 @@ def test_split_sentences_keeps_abbreviations():
         "Holds approx. three cups.", "fits e.g. a bag!", "Nice."]
     assert split_sentences("I got a size M. It fits. 1.5 litres.\nNew line") == [
         "I got a size M.", "It fits.", "1.5 litres.", "New line"]
+
+
+# ------------------------------------------------------------ blurbs that explain (issue 13)
+SHOP = pd.DataFrame({
+    "item_id": ["m1", "m2", "v1", "l1", "h1", "s1"],
+    "title": ["Teal checkered mug", "Navy checkered mug", "Teal striped vase", "Red solid lamp", "Navy solid hat",
+              "Red zigzag sneaker"],
+    "description": [
+        "The Nordic mug comes in teal with a checkered pattern. It is made of ceramic and just right for tea.",
+        "Meet the Aurora: a navy mug with a checkered pattern. Made from glass, it is just right for morning coffee.",
+        "A teal striped vase from the Willow line. It holds a generous bunch of fresh flowers.",
+        "A red solid lamp from the Atlas line. It casts a warm glow on a desk.",
+        "A navy solid hat from the Cove line. It keeps the sun off your face.",
+        "A red zigzag sneaker from the Dune line. It is ready for long daily walks."],
+    "attributes": [
+        {"category": "mug", "colour": "teal", "pattern": "checkered", "material": "ceramic"},
+        {"category": "mug", "colour": "navy", "pattern": "checkered", "material": "glass"},
+        json.dumps({"category": "vase", "colour": "teal", "pattern": "striped", "material": "ceramic"}),
+        {"category": "lamp", "colour": "red", "pattern": "solid", "material": "metal"},
+        {"category": "hat", "colour": "navy", "pattern": "solid", "material": "wool"},
+        None],
+})
+SHOP_REVIEWS = pd.DataFrame({
+    "item_id": ["m2", "m2", "m2", "v1"],
+    "text": ["Love the navy checkered pattern! The zipper broke after a week.",
+             "Lovely gift for a friend, she was delighted.",
+             "Great mug, but the handle is too small.",
+             "Beautiful vase, my favourite piece."],
+    "rating": [5.0, 5.0, 4.0, 5.0],
+}, index=[20, 21, 22, 23])
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return GroundedBlurbGenerator().fit_frames(SHOP, SHOP_REVIEWS, encode=encode)
+
+
+def attrs_of(item_id):
+    from recgen.generators.grounded import parse_attributes
+
+    return parse_attributes(SHOP.set_index("item_id").at[item_id, "attributes"])
+
+
+def test_history_link_names_a_real_history_item_and_a_shared_attribute(shop):
+    out = shop.generate_vectors(["m2"], ZERO, histories=[["l1", "m1", "s1"]])
+    text, src = out.texts[0], out.sources[0]
+    assert out.anchors == ["m1"]  # shares the checkered pattern (and the category); l1 and s1 share nothing
+    assert text.startswith("You picked the teal checkered mug; this mug has the same checkered pattern, in navy.")
+    assert src[:5] == ["history:m1", "attribute:category", "history:m1:pattern", "attribute:pattern",
+                       "attribute:colour"]
+    for s in src:
+        if s.startswith("history:m1:"):
+            name = s.rsplit(":", 1)[1]
+            assert attrs_of("m1")[name] == attrs_of("m2")[name] and attrs_of("m2")[name] in text
+    # a history item sharing only the category links as "also a mug"; one sharing nothing never links
+    only_kind = GroundedBlurbGenerator().fit_frames(SHOP.assign(attributes=[
+        {"category": "mug", "colour": "teal"}, {"category": "mug", "colour": "navy"}, {"category": "vase"},
+        {"category": "lamp"}, {"category": "hat"}, {"category": "sneaker"}]), SHOP_REVIEWS, encode=encode)
+    out = only_kind.generate_vectors(["m2"], ZERO, histories=[["m1"]])
+    assert out.texts[0].startswith("You picked the teal checkered mug; this one is also a mug, in navy.")
+    assert shop.generate_vectors(["m2"], ZERO, histories=[["l1", "s1", "m2", "nope"]]).anchors == [None]
+
+
+def test_the_most_informative_shared_value_picks_the_history_item(shop):
+    # h1 shares the colour navy (2 of 6 items), m1 the pattern checkered (2 of 6) and the category mug (2 of 6):
+    # m1 shares more information
+    assert shop.generate_vectors(["m2"], ZERO, histories=[["h1", "m1"]]).anchors == ["m1"]
+    assert shop.generate_vectors(["m2"], ZERO, histories=[["h1"]]).anchors == ["h1"]
+    text = shop.generate_vectors(["m2"], ZERO, histories=[["h1"]]).texts[0]
+    assert text.startswith("You picked the navy solid hat; this mug has the same navy colour, with a checkered pattern.")
+    # a value most items carry does not link
+    common = GroundedBlurbGenerator(GroundedBlurbConfig(max_link_share=0.2)).fit_frames(SHOP, SHOP_REVIEWS, encode=encode)
+    assert common.generate_vectors(["m2"], ZERO, histories=[["h1"]]).anchors == [None]
+
+
+def cited_faithfulness(gen, out):
+    from recgen.evaluation.content import blurb_evidence
+    from recgen.evaluation.generation import faithfulness
+    from recgen.generators.grounded import TEMPLATE_WORDS
+
+    cited = [blurb_evidence(SHOP, SHOP_REVIEWS, i, s) for i, s in zip(out.item_ids, out.sources)]
+    return faithfulness(out.texts, cited, connectives=TEMPLATE_WORDS)
+
+
+def test_sources_trace_every_clause(shop):
+    items = ["m2", "m1", "v1", "l1", "h1", "s1"] * 3
+    hists = [["m1", "h1"], ["m2"], ["m1"], ["s1"], ["m2"], ["l1"]] + [[]] * 6 + [["h1"], ["v1"], [], ["h1"], [], []]
+    users = encode(["gift friend", "tea", "flowers", "desk", "sun", "walks"] * 2 + [""] * 6)
+    out = shop.generate_vectors(items, users, histories=hists)
+    f = cited_faithfulness(shop, out)
+    assert f["mean"] == 1.0, [(t, u) for t, u in zip(out.texts, f["unsupported"]) if u]
+    assert any(a is not None for a in out.anchors) and any(a is None for a in out.anchors)
+    for text, src, anchor, hist in zip(out.texts, out.sources, out.anchors, hists):
+        assert (anchor is not None) == text.startswith("You picked") == any(s.startswith("history:") for s in src)
+        assert anchor is None or anchor in hist
+    # the check can fail: a link clause whose history source is dropped is caught
+    broken = BlurbOutput(texts=out.texts, item_ids=out.item_ids,
+                         sources=[[s for s in src if not s.startswith("history:")] for src in out.sources])
+    assert cited_faithfulness(shop, broken)["mean"] < 1.0
+
+
+def test_negative_sentence_of_a_five_star_review_is_never_quoted(shop):
+    assert not any("zipper" in s for s in shop.sentences_)
+    assert not any("handle is too small" in s for s in shop.sentences_)  # "but": a complaint after the cue
+    assert "Lovely gift for a friend, she was delighted." in shop.sentences_
+    for q in ("zipper broke week", "handle small", "love navy checkered", ""):
+        for hist in ([], ["m1"], ["h1"]):
+            out = shop.generate_vectors(["m2"], encode([q]) if q else ZERO, histories=[hist])
+            assert "zipper" not in out.texts[0].lower() and "handle" not in out.texts[0].lower()
+
+
+def test_praise_filter():
+    from recgen.generators.sentiment import PraiseFilter
+
+    f = PraiseFilter()
+    assert not f.is_praise("The zipper broke after a week.")
+    assert not f.is_praise("I wanted to love this dress, but it runs small.")
+    assert not f.is_praise("It arrived on a Tuesday in a box.")  # neutral is not praise
+    assert f.is_praise("Love the teal stripes, the wool feels sturdy.")
+    with pytest.raises(ValueError, match="min_compound"):
+        PraiseFilter(2.0)
+
+
+def test_no_fact_is_stated_twice(shop):
+    values = {i: [v.lower() for k, v in attrs_of(i).items() if k != "category"] for i in SHOP["item_id"]}
+    for item, hist in (("m2", ["m1"]), ("m2", ["h1"]), ("m2", []), ("v1", ["m1"]), ("m1", ["m2"])):
+        for q in ("", "navy checkered pattern", "gift"):
+            out = shop.generate_vectors([item], encode([q]) if q else ZERO, histories=[hist])
+            words = re.findall(r"[a-z]+", unquote(out.texts[0]).split(";", 1)[-1].lower())  # after "You picked <title>;"
+            for v in values[item]:
+                assert words.count(v) <= 1, (out.texts[0], v)
+
+
+def test_neutral_user_gets_a_non_personal_blurb(shop):
+    out = shop.generate_vectors(["m2", "v1"], np.zeros((2, DIM), np.float32), histories=[[], []])
+    assert out.anchors == [None, None]
+    assert not any(t.startswith("You") for t in out.texts)
+    assert out.texts[0].startswith("Meet the Aurora: a navy mug with a checkered pattern.")
+    assert all(not s.startswith(("history", "attribute")) for src in out.sources for s in src)
+    assert out.texts == shop.generate_vectors(["m2", "v1"], np.zeros((2, DIM), np.float32)).texts
+
+
+def test_rows_are_independent_and_deterministic(shop):
+    items = ["m2", "m1", "v1", "m2"]
+    hists = [["m1"], ["m2", "v1"], [], ["h1", "m1"]]
+    users = encode(["gift", "tea", "", "checkered"])
+    a = shop.generate_vectors(items, users, histories=hists, seed=4)
+    for i in range(len(items)):
+        one = shop.generate_vectors([items[i]], users[i:i + 1], histories=[hists[i]], seed=4)
+        assert (one.texts[0], one.sources[0], one.anchors[0]) == (a.texts[i], a.sources[i], a.anchors[i])
+    b = shop.generate_vectors(items[::-1], users[::-1], histories=[h[::-1] for h in hists[::-1]], seed=4)
+    assert b.texts[::-1] == a.texts and b.anchors[::-1] == a.anchors
+    with pytest.raises(ValueError, match="histories"):
+        shop.generate_vectors(items, users, histories=hists[:2])
+
+
+def test_explain_and_anchor_of(shop):
+    from recgen.generators.grounded import anchor_of
+
+    class Ctx:  # the three things generate reads from a GenerationContext
+        def item_rows(self, ids):
+            return np.arange(len(ids))
+
+        def user_vectors(self, users):
+            return np.zeros((len(users), DIM), np.float32)
+
+        def user_histories(self, users):
+            return [["m1", "h1"] if u == "U1" else [] for u in users]
+
+    ex = shop.explain(Ctx(), ["m2", "m2"], ["U1", None])
+    assert [e.anchor for e in ex] == ["m1", None] and [e.user_id for e in ex] == ["U1", ""]
+    assert ex[0].shared == {"category": ["mug"], "pattern": ["checkered"]} and ex[1].shared == {}
+    assert ex[0].text == shop.generate(Ctx(), ["m2"], ["U1"]).texts[0]
+    assert anchor_of(ex[0].sources) == "m1" and anchor_of(ex[1].sources) is None
+    assert anchor_of(["history:a:b:colour"]) == "a:b" and anchor_of(["history:a:b"]) == "a"
+
+
+def test_verb_follows_the_interactions_event():
+    for events, verb in ((["rating", "rating"], "rated"), (["purchase", "view"], "picked"), (["purchase"], "bought")):
+        g = GroundedBlurbGenerator().fit_frames(SHOP, SHOP_REVIEWS, encode=encode,
+                                                interactions=pd.DataFrame({"event": events}))
+        assert g.generate_vectors(["m2"], ZERO, histories=[["m1"]]).texts[0].startswith(f"You {verb} the teal")
+
+
+def test_template_words_state_no_fact():
+    from recgen.datasets.movielens import MOVIELENS_GENRES
+    from recgen.datasets.shop import CATEGORIES, COLOURS, MATERIALS, PATTERNS, PRODUCT_NAMES
+    from recgen.generators.grounded import TEMPLATE_WORDS
+
+    facts = {w for v in (*CATEGORIES, *COLOURS, *MATERIALS, *PATTERNS, *PRODUCT_NAMES, *MOVIELENS_GENRES.values())
+             for w in re.findall(r"[a-z]+", v.lower())}
+    assert not TEMPLATE_WORDS & facts
+
+
+def test_save_load_round_trip_with_history_links(shop, tmp_path):
+    shop.save(tmp_path / "g")
+    loaded = GroundedBlurbGenerator.load(tmp_path / "g")
+    items, hists = ["m2", "v1", "m1"], [["m1"], ["m1"], []]
+    u = encode(["gift", "flowers", "tea"])
+    a, b = loaded.generate_vectors(items, u, histories=hists), shop.generate_vectors(items, u, histories=hists)
+    assert (a.texts, a.sources, a.anchors) == (b.texts, b.sources, b.anchors) and a.anchors[0] == "m1"
+    # a generator saved before history links (no facts in its file) loads and never names one
+    payload = json.loads((tmp_path / "g" / "sentences.json").read_text())
+    old = tmp_path / "old"
+    old.mkdir()
+    for k in ("titles", "attributes", "verb"):
+        payload.pop(k)
+    (old / "sentences.json").write_text(json.dumps(payload))
+    (old / "vectors.npy").write_bytes((tmp_path / "g" / "vectors.npy").read_bytes())
+    (old / "manifest.json").write_text((tmp_path / "g" / "manifest.json").read_text())
+    legacy = GroundedBlurbGenerator.load(old, verify=False)
+    assert legacy.generate_vectors(["m2"], ZERO, histories=[["m1"]]).anchors == [None]
+
+
+def test_faithfulness_connectives_and_text_personalization():
+    from recgen.evaluation.generation import faithfulness, text_personalization
+
+    src = ["teal checkered mug navy"]
+    f = faithfulness(["You picked the teal mug; this one is navy."], src, connectives={"picked"})
+    assert f["mean"] == 1.0 and f["connective_words"] == 1
+    f = faithfulness(["You picked the purple mug."], src, connectives={"picked"})
+    assert f["unsupported"] == [["purple"]]  # a connective never hides an invented fact
+    assert faithfulness(["You picked the teal mug."], src)["unsupported"] == [["picked"]]
+    with pytest.raises(TypeError, match="connectives"):
+        faithfulness(["x"], src, connectives="picked")
+    own, other = ["red mug tea", "blue lamp desk"], ["blue lamp desk", "red mug tea"]
+    p = text_personalization(["red mug", "blue lamp"], own, other)
+    assert p["win_rate"] == 1.0 and p["chance"] == 0.5
+    same = text_personalization(["red mug", "blue lamp"], own, other, other_blurbs=["red mug", "blue lamp"])
+    assert same["win_rate"] == 0.5 and same["ties"] == 1.0  # equal blurbs: the swap test cannot tell
+
+
+def test_title_phrase_and_sentences_that_lean_on_the_one_before():
+    from recgen.generators.grounded import _title_phrase
+
+    assert _title_phrase("Teal checkered mug") == "the teal checkered mug"
+    assert _title_phrase("Red striped t-shirt") == "the red striped t-shirt"
+    for proper in ("Contact (1997)", "Toy Story (1995)", "Jumanji", "Silence of the Lambs, The (1991)"):
+        assert _title_phrase(proper) == proper
+    items = pd.DataFrame({"item_id": ["F"], "title": ["Film (1990)"],
+                          "description": ["A quiet coastal town in winter. He is turning fifteen and restless."]})
+    g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit_frames(items, None, encode=encode)
+    out = g.generate_vectors(["F"], encode(["turning fifteen restless"]))
+    assert out.texts == ["A quiet coastal town in winter."]  # "He ..." never stands alone
+    g2 = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=2)).fit_frames(items, None, encode=encode)
+    assert g2.generate_vectors(["F"], encode(["turning fifteen restless"])).texts == [items.at[0, "description"]]
 
 
 # ----------------------------------------------------------------------------- PETER

@@ -62,15 +62,103 @@ def preview_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]],
     return out
 
 
+def blurb_evidence(items: pd.DataFrame, reviews: pd.DataFrame | None, item_id: str,
+                   sources: Sequence[str] | None = None) -> str:
+    """The catalog text a blurb of ``item_id`` may draw on, read from the catalog frames.
+
+    Without ``sources``: the item's title, description, attributes (``"name value"``) and all
+    its reviews, plus the title and attributes of every history item the sources name. With
+    ``sources`` (a blurb's clause provenance, e.g. ``["history:SKU-7", "attribute:colour",
+    "review:12"]``): only the text of the cited sources, so a clause citing the wrong source
+    is caught. Built from the frames, not from the generator, so it judges the generator
+    independently.
+
+    Parameters
+    ----------
+    items : DataFrame
+        ``item_id``, ``title``, optional ``description`` and ``attributes``.
+    reviews : DataFrame or None
+        ``item_id``, ``text``; row labels are the ``review:<label>`` ids.
+    item_id : str
+    sources : sequence of str, optional
+    """
+    by_id = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")
+
+    def field(i: str, col: str) -> str:
+        v = by_id.at[i, col] if col in by_id.columns and i in by_id.index else ""
+        return v if isinstance(v, str) else ""
+
+    def attrs(i: str, names: Sequence[str] | None = None) -> str:
+        from recgen.generators.grounded import parse_attributes
+
+        a = parse_attributes(by_id.at[i, "attributes"]) if "attributes" in by_id.columns and i in by_id.index else {}
+        return " ".join(f"{k.replace('_', ' ')} {v}" for k, v in a.items() if names is None or k in names)
+
+    parts: list[str] = []
+    cited = list(sources) if sources is not None else None
+    if cited is None:
+        parts += [field(item_id, "title"), field(item_id, "description"), attrs(item_id)]
+        if reviews is not None and len(reviews):
+            parts += reviews.loc[reviews["item_id"].astype(str) == item_id, "text"].astype(str).tolist()
+        return " ".join(p for p in parts if p)
+    for src in cited:
+        kind, _, rest = src.partition(":")
+        if kind == "description":
+            parts.append(field(item_id, "description"))
+        elif kind == "title":
+            parts.append(field(item_id, "title"))
+        elif kind == "attribute":
+            parts.append(attrs(item_id, [rest]))
+        elif kind == "review" and reviews is not None:
+            label = next((lab for lab in reviews.index if str(lab) == rest), None)
+            if label is not None and str(reviews.at[label, "item_id"]) == item_id:
+                parts.append(str(reviews.at[label, "text"]))
+        elif kind == "history":  # "history:<id>" (its title) or "history:<id>:<attribute>"
+            hid, _, name = rest.rpartition(":")
+            if rest in by_id.index or not hid:
+                parts.append(field(rest, "title"))
+            else:
+                parts.append(attrs(hid, [name]))
+    return " ".join(p for p in parts if p)
+
+
 def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *, seed: int = 0,
                   references: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """Faithfulness, diversity and (with ``references``) BLEU/ROUGE of the blurbs for ``pairs``."""
-    from recgen.evaluation.generation import blurb_report
+    """Faithfulness, diversity and (with ``references``) BLEU/ROUGE of the blurbs for ``pairs``.
+
+    Faithfulness is measured twice: against the item's whole text (plus the history item a
+    blurb names), and against only the sources each blurb cites (``faithfulness_cited``).
+    Template words of the grounded generator (:data:`~recgen.generators.grounded.TEMPLATE_WORDS`)
+    count as connectives, not content.
+    """
+    from recgen.evaluation.generation import blurb_report, faithfulness
+    from recgen.generators.grounded import TEMPLATE_WORDS, anchor_of
 
     out = gen.generate([u for u, _ in pairs], [i for _, i in pairs], seed=seed, images=False)
-    items = catalog.items.assign(item_id=catalog.items["item_id"].astype(str)).set_index("item_id")
-    revs = catalog.reviews.assign(item_id=catalog.reviews["item_id"].astype(str)).groupby("item_id")["text"].agg(" ".join) \
-        if len(catalog.reviews) else pd.Series(dtype=object)
-    sources = [f"{items.at[i, 'title']} {items.at[i, 'description']} {revs.get(i, '')}" for _, i in pairs]
+    reviews = catalog.reviews if catalog.reviews is not None and len(catalog.reviews) else None
+    sources = []
+    for (_, i), src in zip(pairs, out.sources):
+        text = blurb_evidence(catalog.items, reviews, str(i))
+        anchor = anchor_of(src)
+        if anchor is not None:  # the named history item's title and attributes
+            text += " " + blurb_evidence(catalog.items, None, anchor,
+                                         [f"history:{anchor}", *(f"attribute:{n}" for n in _attribute_names(catalog, anchor))])
+        sources.append(text)
     refs = [references.get(i, []) if references else [sources[j]] for j, (_, i) in enumerate(pairs)]
-    return blurb_report(out.blurbs, refs, sources=sources)
+    connectives = TEMPLATE_WORDS if getattr(gen.config, "blurb_generator", None) == "grounded" else ()
+    report = blurb_report(out.blurbs, refs, sources=sources, connectives=connectives)
+    if any(out.sources):
+        cited = [blurb_evidence(catalog.items, reviews, str(i), src) for (_, i), src in zip(pairs, out.sources)]
+        report["faithfulness_cited"] = faithfulness(out.blurbs, cited, connectives=connectives)["mean"]
+        report["names_history_item"] = float(sum(anchor_of(s) is not None for s in out.sources) / max(len(pairs), 1))
+    return report
+
+
+def _attribute_names(catalog: CatalogData, item_id: str) -> list[str]:
+    from recgen.generators.grounded import parse_attributes
+
+    items = catalog.items
+    if "attributes" not in items.columns:
+        return []
+    hit = items.loc[items["item_id"].astype(str) == item_id, "attributes"]
+    return list(parse_attributes(hit.iloc[0]).keys()) if len(hit) else []

@@ -14,13 +14,14 @@ small enough to define here.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 
 __all__ = [
     "blurb_report", "bleu", "bootstrap_ci", "distinct_n", "faithfulness", "feature_matching_ratio",
-    "frechet_distance", "identifiability", "personalization_gain", "rouge", "unique_sentence_ratio",
+    "frechet_distance", "identifiability", "personalization_gain", "rouge", "text_personalization",
+    "unique_sentence_ratio",
 ]
 
 _WORD = re.compile(r"[a-z]+")
@@ -484,21 +485,30 @@ def _stem(word: str) -> str:
     return word[:-1] if word.endswith("s") and len(word) > 2 else word
 
 
-def faithfulness(texts: Sequence[str], source_texts: Sequence[str]) -> dict[str, Any]:
+def faithfulness(texts: Sequence[str], source_texts: Sequence[str], *,
+                 connectives: Collection[str] = ()) -> dict[str, Any]:
     """Share of each blurb's content words that occur in its own item's text and reviews.
 
     Content words are lowercased alphabetic tokens of two or more letters that are not in
-    scikit-learn's ``ENGLISH_STOP_WORDS``. A blurb word is supported when it occurs among the
-    content words of ``source_texts[i]``, also after dropping one trailing "s" from either
-    side ("mugs" ~ "mug"). The share counts word occurrences; a blurb without content words
-    counts as fully supported (it asserts nothing).
+    scikit-learn's ``ENGLISH_STOP_WORDS`` (nor in ``connectives``). A blurb word is supported
+    when it occurs among the content words of ``source_texts[i]``, also after dropping one
+    trailing "s" from either side ("mugs" ~ "mug"). The share counts word occurrences; a blurb
+    without content words counts as fully supported (it asserts nothing).
 
     Parameters
     ----------
     texts : sequence of str, length H
         Generated blurbs.
     source_texts : sequence of H str
-        Each blurb's item text (title, description, attributes) and reviews, concatenated.
+        Each blurb's item text (title, description, attributes) and reviews, concatenated;
+        for a blurb that names a history item, that item's text too. Passing only the text of
+        the sources a blurb cites (its clause provenance) makes this a stricter check.
+    connectives : collection of str, optional
+        The words a generator's templates add that state no fact (e.g.
+        :data:`recgen.generators.grounded.TEMPLATE_WORDS`: "picked", "reviewer", "writes"),
+        treated like stop words. Pass a generator's declared template vocabulary only: a
+        connective that is also a fact word (a colour, a title word) would hide an invented
+        fact. Occurrences are counted in ``connective_words``.
 
     Returns
     -------
@@ -506,25 +516,95 @@ def faithfulness(texts: Sequence[str], source_texts: Sequence[str]) -> dict[str,
         ``mean`` (average share over blurbs, target 1.0), ``all_supported`` (share of blurbs
         at 100%), ``per_text`` (list of H shares) and ``unsupported`` (list of H lists: the
         distinct unsupported words of each blurb, in order of appearance, so a reader sees
-        what was invented).
+        what was invented) and ``connective_words`` (total connectives left out).
     """
     texts = _check_texts(texts, "texts")
     _check_parallel(source_texts, "source_texts", len(texts), "texts")
-    shares, unsupported = [], []
+    if isinstance(connectives, str):
+        raise TypeError("connectives must be a collection of words, not a single str")
+    skip = {w.lower() for w in connectives}
+    shares, unsupported, n_conn = [], [], 0
     for i, (t, src) in enumerate(zip(texts, source_texts)):
         if not isinstance(src, str):
             raise TypeError(f"source_texts[{i}] must be a str; got {type(src).__name__}")
         vocab = {_stem(w) for w in _content_words(src)}
         words = _content_words(t)
+        n_conn += sum(w in skip for w in words)
+        words = [w for w in words if w not in skip]
         missing = [w for w in words if _stem(w) not in vocab]
         shares.append(1.0 - len(missing) / len(words) if words else 1.0)
         unsupported.append(list(dict.fromkeys(missing)))
     return {"mean": float(np.mean(shares)), "all_supported": float(np.mean([s == 1.0 for s in shares])),
-            "per_text": shares, "unsupported": unsupported}
+            "per_text": shares, "unsupported": unsupported, "connective_words": n_conn}
+
+
+def text_personalization(texts: Sequence[str], own_texts: Sequence[str], other_texts: Sequence[str], *,
+                         other_blurbs: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+                         ci: float = 0.95) -> dict[str, float]:
+    """Is each blurb closer to its own user's history than to another user's? (TF-IDF words)
+
+    A judge independent of any sentence encoder: every text is a TF-IDF vector of its words
+    (scikit-learn ``TfidfVectorizer``, English stop words removed, fitted on all the texts
+    given). Blurb ``i`` *wins* when its cosine similarity to ``own_texts[i]`` (its user's
+    history items' texts, concatenated) is higher than to ``other_texts[i]`` (another user's),
+    counts half on a tie. Chance is 0.5.
+
+    When the item was itself picked for the user (a recommendation), its own facts already
+    resemble the user's history and a non-personal blurb wins too. ``other_blurbs`` (the
+    other user's blurb of the *same* item) gives the swap test that cancels the item: pair
+    ``i`` wins when ``sim(texts[i], own) + sim(other_blurbs[i], other)`` exceeds
+    ``sim(texts[i], other) + sim(other_blurbs[i], own)``, i.e. the two blurbs match their own
+    users better than swapped. Two equal blurbs tie.
+
+    Parameters
+    ----------
+    texts : sequence of str, length H
+        Blurbs.
+    own_texts, other_texts : sequence of H str
+        Each blurb's own user's history text and a different user's.
+    other_blurbs : sequence of H str, optional
+        The other user's blurb of the same item: the swap test.
+    n_boot, seed, ci
+        Bootstrap settings of the CI of the win rate (see :func:`bootstrap_ci`).
+
+    Returns
+    -------
+    dict
+        ``win_rate`` (share of wins), ``ci_low`` / ``ci_high``, ``chance`` (0.5),
+        ``sim_own`` / ``sim_other`` (mean cosines; sums of two with ``other_blurbs``),
+        ``ties`` (share of ties) and ``n``.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = _check_texts(texts, "texts")
+    own = _check_texts(own_texts, "own_texts")
+    other = _check_texts(other_texts, "other_texts")
+    _check_parallel(own, "own_texts", len(texts), "texts")
+    _check_parallel(other, "other_texts", len(texts), "texts")
+    vec = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", sublinear_tf=True)
+    swap = _check_texts(other_blurbs, "other_blurbs") if other_blurbs is not None else None
+    if swap is not None:
+        _check_parallel(swap, "other_blurbs", len(texts), "texts")
+    vec.fit(list(texts) + list(own) + list(other) + (swap or []))
+    t, a, b = (vec.transform(x) for x in (texts, own, other))  # rows are L2-normalized
+
+    def sim(x, y) -> np.ndarray:
+        return np.asarray(x.multiply(y).sum(axis=1)).ravel()
+
+    sim_a, sim_b = sim(t, a), sim(t, b)
+    if swap is not None:
+        s = vec.transform(swap)
+        sim_a, sim_b = sim_a + sim(s, b), sim_b + sim(s, a)
+    wins = np.where(np.isclose(sim_a, sim_b), 0.5, (sim_a > sim_b).astype(float))
+    low, high = bootstrap_ci(wins, n_boot=n_boot, seed=seed, ci=ci)
+    return {"win_rate": float(wins.mean()), "ci_low": low, "ci_high": high, "chance": 0.5,
+            "sim_own": float(sim_a.mean()), "sim_other": float(sim_b.mean()),
+            "ties": float(np.isclose(sim_a, sim_b).mean()), "n": int(len(wins))}
 
 
 def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
-                 features: Sequence[str] | None = None, sources: Sequence[str] | None = None) -> dict[str, Any]:
+                 features: Sequence[str] | None = None, sources: Sequence[str] | None = None,
+                 connectives: Collection[str] = ()) -> dict[str, Any]:
     """All blurb metrics at once.
 
     Parameters
@@ -536,6 +616,8 @@ def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     sources : sequence of H str, optional
         Item text + reviews; adds ``faithfulness``, ``faithful_all`` and
         ``unsupported`` (see :func:`faithfulness`).
+    connectives : collection of str, optional
+        Template words passed on to :func:`faithfulness`.
 
     Returns
     -------
@@ -552,7 +634,7 @@ def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     if features is not None:
         out["fmr"] = feature_matching_ratio(hypotheses, features)
     if sources is not None:
-        f = faithfulness(hypotheses, sources)
+        f = faithfulness(hypotheses, sources, connectives=connectives)
         out["faithfulness"] = f["mean"]
         out["faithful_all"] = f["all_supported"]
         out["unsupported"] = f["unsupported"]

@@ -59,15 +59,20 @@ class BlurbOutput:
     texts : list of str
         One blurb per requested pair.
     sources : list of list of str
-        For each blurb, where each of its sentences comes from (e.g. ``"description"``,
-        ``"review:<review_id>"``); empty lists for generators that do not track provenance.
+        For each blurb, where each of its clauses comes from (e.g. ``"description"``,
+        ``"review:<review_id>"``, ``"history:<item_id>:<attribute>"``); empty lists for
+        generators that do not track provenance.
     user_ids, item_ids : list of str
+    anchors : list of (str or None)
+        For each blurb, the user's history item it names ("You picked ..."), or ``None``;
+        empty for generators that never name one.
     """
 
     texts: list[str]
     sources: list[list[str]] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     item_ids: list[str] = field(default_factory=list)
+    anchors: list[str | None] = field(default_factory=list)
 
 
 @runtime_checkable

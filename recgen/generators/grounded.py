@@ -1,30 +1,65 @@
-"""Grounded blurbs: "why you may like it" made only of the item's own sentences.
+"""Grounded blurbs: "why you may like it", built only from facts in the data.
 
-Each item's description and its well-rated reviews are split into sentences and embedded in
-the shared space. For a (user, item) pair the sentences closest to the user's taste are
-picked with maximal marginal relevance (MMR) and joined verbatim, so every statement of a
-blurb is traceable to the item's own data (``BlurbOutput.sources`` says where each came
-from): faithfulness is 100% by construction.
+For a (user, item) pair the blurb links the item to a *named* item of the user's own history
+through attribute values both items carry, then adds at most one or two supporting sentences of
+the item's own description or positive reviews, picked for the user's taste::
+
+    You picked the teal checkered mug; this mug has the same checkered pattern, in navy.
+    It is made of ceramic and just right for morning coffee or tea.
+
+How each part is grounded (``BlurbOutput.sources`` lists one entry per clause, in order):
+
+* ``"history:<item_id>"``: "You picked <title>", the history item's own title;
+* ``"history:<item_id>:<attribute>"`` and ``"attribute:<attribute>"``: a value both items have
+  ("the same checkered pattern"), read from each item's ``attributes``;
+* ``"attribute:<attribute>"``: the item's own value ("this mug", ", in navy");
+* ``"description"`` / ``"review:<label>"``: a verbatim sentence of the item's description or of
+  the review with that row label. Review sentences are quoted (``A reviewer writes: "..."``).
+
+The only words the templates add are :data:`TEMPLATE_WORDS` (verbs such as "picked" and the
+attribution "reviewer writes") plus stop words; none states a fact, so faithfulness
+(:func:`recgen.evaluation.generation.faithfulness` with ``connectives=TEMPLATE_WORDS``) is 1.0
+by construction, and checking each blurb against the text of only the sources it cites is a
+stricter test that can still fail.
+
+Rules:
+
+* A review sentence is a candidate only when its review is rated at least
+  ``min_rating_for_review_sentences`` *and* the sentence itself is praise by VADER
+  (:class:`~recgen.generators.sentiment.PraiseFilter`): "The zipper broke after a week." in a
+  5-star review is never quoted.
+* The history item named (the *anchor*) is the one sharing the most informative attribute
+  values with the item (sum of inverse document frequencies over the catalog; values carried
+  by more than ``max_link_share`` of the items, or numbers such as years, do not link); ties go
+  to the history item closest to the user's taste, then to the seed. Each row depends only on
+  its own item, user vector and history.
+* No fact twice: a supporting sentence that restates a value the blurb already stated (the
+  colour the link named, say) is skipped.
+* A neutral or unknown user (zero vector, no history) gets the non-personal blurb: the first
+  description sentence, then the most typical positive review sentences (word-level
+  centrality among the item's sentences: what most reviews say).
 
 Two levels of API: the generator contract (:class:`~recgen.generators.base.BlurbGenerator`)
 
 >>> gen = GroundedBlurbGenerator().fit(GenerationContext(model, catalog))
 >>> out = gen.generate(GenerationContext(model), ["sku-1"], ["U0001"])
+>>> out.anchors[0]                                         # the history item named, or None
+>>> gen.explain(GenerationContext(model), ["sku-1"], ["U0001"])[0].shared   # {"pattern": ["checkered"]}
 
 and the frames and vectors underneath it:
 
 >>> gen = GroundedBlurbGenerator().fit_frames(items, reviews, encode=space.encode_text)
->>> out = gen.generate_vectors(["sku-1"], taste[None])     # zeros = neutral user
->>> out.texts[0], out.sources[0]                           # ("...", ["description", "review:17"])
+>>> out = gen.generate_vectors(["sku-1"], taste[None], histories=[["sku-7"]])   # zeros = neutral
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,9 +68,23 @@ from recgen._io import atomic_save_npy, atomic_write_json, load_npy, read_manife
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
 from recgen.generators.base import BlurbOutput
 from recgen.generators.context import GenerationContext, output_user_ids, paired
+from recgen.generators.sentiment import PraiseFilter
 
 _KIND = "grounded-blurbs"
 DESCRIPTION, TITLE = "description", "title"
+HISTORY, ATTRIBUTE, REVIEW = "history", "attribute", "review"
+
+#: Every word the templates add that is not a stop word. None of them states a fact about an
+#: item (a test checks that none is an attribute value of the sample catalog or a MovieLens genre).
+TEMPLATE_WORDS = frozenset({"picked", "bought", "viewed", "rated", "reviewer", "reviewers", "writes", "write"})
+#: How an interaction event reads in "You <verb> <title>"; any other event reads "picked".
+EVENT_VERBS = {"purchase": "bought", "view": "viewed", "rating": "rated"}
+_DEFAULT_VERB = "picked"
+# A sentence opening with one of these leans on the sentence before it ("He is turning 15."):
+# it is not quoted on its own.
+_DANGLING = frozenset("he she they his her their him them and but so then later meanwhile also".split())
+_NUMERIC = re.compile(r"[\d\s.,:/+-]*")
+_WORDS = re.compile(r"[a-z0-9]+")
 
 # A boundary is a run of . ! ? (optionally closed by quotes/brackets) followed by whitespace,
 # or a line break. Lower-case starts split too: reviews are often written without capitals.
@@ -77,6 +126,98 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in (" ".join(p.split()) for p in out) if s]
 
 
+
+def anchor_of(sources: Sequence[str]) -> str | None:
+    """The history item a blurb names, read from its ``sources`` (``None`` when it names none).
+
+    For outputs that carry only texts and sources (e.g. ``ContentGenerator.generate``, whose
+    cache keeps those two): ``anchor_of(out.sources[i])``.
+    """
+    for s in sources:
+        if s.startswith(HISTORY + ":"):
+            rest = s[len(HISTORY) + 1:]
+            return rest if s.count(":") == 1 else rest.rsplit(":", 1)[0]
+    return None
+
+
+def parse_attributes(value: Any) -> dict[str, str]:
+    """An ``attributes`` cell (dict, JSON object string, None/NaN) as ``{name: value}`` of non-empty strings."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            return {}
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for k, v in value.items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        v = " ".join(str(v).split())
+        if v:
+            out[str(k)] = v
+    return out
+
+
+def _stem(w: str) -> str:
+    return w[:-1] if w.endswith("s") and len(w) > 3 else w
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORDS.findall(text.lower()))
+
+
+def _values(value: str) -> list[str]:
+    """Display values of one attribute: "Action, Comedy" is two values."""
+    return [v.strip() for v in value.split(",") if v.strip()] if ", " in value else [value]
+
+
+def _norm(value: str) -> str:
+    return " ".join(value.lower().split())
+
+
+def _join(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _typicality(sentences: list[str], ptr: np.ndarray) -> np.ndarray:
+    """Each sentence's mean cosine (word counts) to the other sentences of its item, float64 (n,).
+
+    The neutral blurb quotes the item's most typical statements: the words most of its
+    reviews share (a consensus pick, as in centroid/LexRank summarization).
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
+    out = np.zeros(len(sentences))
+    if not sentences:
+        return out
+    try:
+        x = normalize(CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit_transform(sentences).astype(np.float64))
+    except ValueError:  # no word at all
+        return out
+    for k in range(len(ptr) - 1):
+        lo, hi = int(ptr[k]), int(ptr[k + 1])
+        if hi - lo > 1:
+            block = x[lo:hi]
+            sims = np.asarray((block @ block.T).sum(axis=1)).ravel() - np.asarray(block.multiply(block).sum(axis=1)).ravel()
+            out[lo:hi] = sims / (hi - lo - 1)
+    return out
+
+
+def _title_phrase(title: str) -> str:
+    """"Teal checkered mug" -> "the teal checkered mug"; proper names ("Toy Story (1995)") stay as they are."""
+    words = title.split()
+    if len(words) >= 2 and words[0][:1].isupper() and words[0][1:].islower() \
+            and all(re.fullmatch(r"[a-z][a-z-]*", w) for w in words[1:]):
+        return "the " + words[0].lower() + " " + " ".join(words[1:])
+    return title
+
+
 @dataclass
 class GroundedBlurbConfig:
     """Settings of :class:`GroundedBlurbGenerator`.
@@ -84,15 +225,21 @@ class GroundedBlurbConfig:
     Attributes
     ----------
     max_sentences : int
-        Sentences per blurb.
+        Supporting sentences of a blurb that names no history item.
+    max_support : int
+        Supporting sentences after the history link (0: the link alone).
     max_chars : int
         Length cap. Blurbs are cut at sentence boundaries only: a sentence that would not
-        fit is never picked. Only when not even one of the item's sentences fits is the
-        best one cut at a word boundary (ending in "...").
+        fit is never picked (nor is a link sentence longer than the cap). Only when not even
+        one of the item's sentences fits is the best one cut at a word boundary (ending in "...").
     min_rating_for_review_sentences : float
         Only reviews rated at least this (on the catalog's own scale) provide sentences.
         When ``reviews`` has no rating at all (no column, or every value missing) every
         review is used; otherwise a review with a missing rating is not.
+    min_praise : float
+        VADER compound score a review sentence needs to be quoted
+        (:class:`~recgen.generators.sentiment.PraiseFilter`); ``None`` turns the sentence-level
+        filter off (the rating alone decides).
     mmr_lambda : float
         Relevance vs diversity trade-off of maximal marginal relevance, in [0, 1]
         (1 = relevance only): ``score = lambda * rel - (1 - lambda) * max_sim_to_picked``.
@@ -100,28 +247,91 @@ class GroundedBlurbConfig:
         Use the item's description sentences.
     min_words : int
         Shorter sentences ("Love it!") are not candidates.
+    link_history : bool
+        Name a history item that shares attribute values with the item.
+    max_shared : int
+        Shared attributes the link names (the most informative first).
+    max_link_share : float
+        An attribute value carried by more than this share of the catalog's items is too
+        common to link two items ("division: General").
+    link_attributes : tuple of str or None
+        Attributes that may link items; ``None``: every attribute whose value is text (numbers
+        such as years and runtimes never link).
+    noun_attributes : tuple of str
+        Attributes whose value names the kind of item ("mug"): used as the noun ("this mug"),
+        and repeating it in a supporting sentence does not count as a repeated fact.
+    contrast_attributes : tuple of str
+        Attributes the link may contrast when the two items differ (", in navy").
     """
 
     max_sentences: int = 2
+    max_support: int = 1
     max_chars: int = 240
     min_rating_for_review_sentences: float = 4.0
+    min_praise: float | None = 0.3
     mmr_lambda: float = 0.7
     include_description: bool = True
     min_words: int = 3
+    link_history: bool = True
+    max_shared: int = 2
+    max_link_share: float = 0.5
+    link_attributes: tuple[str, ...] | None = None
+    noun_attributes: tuple[str, ...] = ("category", "class")
+    contrast_attributes: tuple[str, ...] = ("colour", "color", "pattern")
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1; got {self.max_sentences}")
+        if self.max_support < 0:
+            raise ValueError(f"max_support must be >= 0; got {self.max_support}")
         if self.max_chars < 20:
             raise ValueError(f"max_chars must be >= 20; got {self.max_chars}")
         if not 0 <= self.mmr_lambda <= 1:
             raise ValueError(f"mmr_lambda must be in [0, 1]; got {self.mmr_lambda}")
         if self.min_words < 1:
             raise ValueError(f"min_words must be >= 1; got {self.min_words}")
+        if self.max_shared < 1:
+            raise ValueError(f"max_shared must be >= 1; got {self.max_shared}")
+        if not 0 < self.max_link_share <= 1:
+            raise ValueError(f"max_link_share must be in (0, 1]; got {self.max_link_share}")
+        if self.min_praise is not None and not -1 <= self.min_praise <= 1:
+            raise ValueError(f"min_praise must be in [-1, 1] or None; got {self.min_praise}")
+        # JSON round trips give lists: keep the fields hashable tuples
+        for name in ("link_attributes", "noun_attributes", "contrast_attributes"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, tuple(str(x) for x in v))
+
+
+@dataclass
+class Explanation:
+    """One blurb with what it links to (:meth:`GroundedBlurbGenerator.explain`).
+
+    Attributes
+    ----------
+    item_id, user_id : str
+        The pair (``""`` for the neutral user).
+    text : str
+        The blurb.
+    anchor : str or None
+        The history item the blurb names ("You picked ..."), or ``None``.
+    shared : dict of str to list of str
+        The attribute values the item shares with ``anchor`` (the item's spelling), e.g.
+        ``{"pattern": ["checkered"]}``; empty without an anchor.
+    sources : list of str
+        Provenance of each clause (see the module docstring).
+    """
+
+    item_id: str
+    user_id: str
+    text: str
+    anchor: str | None
+    shared: dict[str, list[str]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
 
 
 class GroundedBlurbGenerator:
-    """Extractive, personalized blurbs with provenance (registry name ``"grounded"``, the default).
+    """Blurbs that name a history item and quote only the data (registry name ``"grounded"``, the default).
 
     Parameters
     ----------
@@ -131,8 +341,16 @@ class GroundedBlurbGenerator:
     ----------
     item_ids_ : list of str
         Fitted items, in the order of ``items``.
+    titles_ : list of str
+        Each item's title.
+    attributes_ : list of dict of str to str
+        Each item's attributes, as in the catalog.
+    verb_ : str
+        How the catalog's interactions read ("picked", or "bought"/"viewed"/"rated" when
+        every interaction is that event).
     sentences_ : list of str
-        Candidate sentences of every item, item after item (``ptr_`` delimits them).
+        Candidate sentences of every item, item after item (``ptr_`` delimits them):
+        description sentences and review sentences that passed the rating and praise checks.
     sources_ : list of str
         Provenance of each sentence: ``"description"``, ``"review:<index>"`` (the label of
         the review's row in the ``reviews`` frame given to :meth:`fit`) or ``"title"`` (the
@@ -141,6 +359,9 @@ class GroundedBlurbGenerator:
         Item ``k``'s sentences are ``sentences_[ptr_[k]:ptr_[k + 1]]``.
     vectors_ : ndarray of float32, shape (n_sentences, dim)
         Unit sentence vectors in the shared space.
+    typicality_ : ndarray of float64, shape (n_sentences,)
+        Each sentence's word-level centrality among its item's sentences: the neutral
+        blurb's order of preference.
     """
 
     kind = "blurb"
@@ -151,7 +372,7 @@ class GroundedBlurbGenerator:
 
     # ------------------------------------------------------------ the contract
     def fit(self, context: GenerationContext, *, progress: bool = False) -> "GroundedBlurbGenerator":
-        """Collect and embed the sentences of the catalog's items and reviews (:meth:`fit_frames`).
+        """Collect and embed the catalog's sentences and item facts (:meth:`fit_frames`).
 
         Parameters
         ----------
@@ -165,17 +386,19 @@ class GroundedBlurbGenerator:
         self
         """
         catalog = context.require_catalog("the grounded blurb generator")
-        return self.fit_frames(catalog.items, catalog.reviews, encode=context.encode_text)
+        return self.fit_frames(catalog.items, catalog.reviews, encode=context.encode_text,
+                               interactions=catalog.interactions)
 
     def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
                  seed: int = 0) -> BlurbOutput:
-        """One blurb per (item, user) pair, picked for the user's taste vector in ``context.model``.
+        """One blurb per (item, user) pair, for the user's taste vector and history in ``context``.
 
         Parameters
         ----------
         context : GenerationContext
-            The model whose space the sentences were embedded in (the catalog is not needed:
-            the sentences are part of the saved generator).
+            The model whose space the sentences were embedded in; the users' histories come
+            from ``context.user_histories`` (the catalog's interactions when it has a catalog,
+            else the model's profiles).
         item_ids : sequence of str
         user_ids : sequence of str or None
             ``None`` or an unknown user: the neutral blurb.
@@ -185,34 +408,51 @@ class GroundedBlurbGenerator:
         Returns
         -------
         BlurbOutput
-            With each sentence's provenance in ``sources``.
+            With each clause's provenance in ``sources`` and the named history item in ``anchors``.
 
         Raises
         ------
         UnknownIdError
             An item is not in the model, or was not in the catalog at fit.
         """
+        return self._generate(context, item_ids, user_ids, seed)[0]
+
+    def explain(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
+                seed: int = 0) -> list[Explanation]:
+        """:meth:`generate`, one :class:`Explanation` per pair: the text, the history item it names
+        and the attribute values the two share (e.g. for a "goes with what you have" preview
+        showing the same history item)."""
+        out, shared = self._generate(context, item_ids, user_ids, seed)
+        return [Explanation(i, u, t, a, s, src) for i, u, t, a, s, src in
+                zip(out.item_ids, out.user_ids, out.texts, out.anchors, shared, out.sources)]
+
+    def _generate(self, context, item_ids, user_ids, seed):
         self._check()
         item_ids, user_ids = paired(item_ids, user_ids)
         context.item_rows(item_ids)  # an id the model does not know is named as such
-        return self.generate_vectors(item_ids, context.user_vectors(user_ids), seed=seed,
-                                     user_ids=output_user_ids(user_ids))
+        histories = context.user_histories(user_ids) if self.config.link_history else None
+        return self._rows(item_ids, context.user_vectors(user_ids), histories, seed, output_user_ids(user_ids))
 
     # ------------------------------------------------------- on frames and vectors
     def fit_frames(self, items: pd.DataFrame, reviews: pd.DataFrame | None, *,
-                   encode: Callable[[list[str]], np.ndarray]) -> "GroundedBlurbGenerator":
-        """Collect and embed every item's candidate sentences.
+                   encode: Callable[[list[str]], np.ndarray],
+                   interactions: pd.DataFrame | None = None) -> "GroundedBlurbGenerator":
+        """Collect and embed every item's candidate sentences; keep every item's title and attributes.
 
         Parameters
         ----------
         items : DataFrame
-            Columns ``item_id``, ``title``, optional ``description``.
+            Columns ``item_id``, ``title``, optional ``description`` and ``attributes``
+            (dicts or JSON object strings). Include the items of the users' histories: a
+            history item is named only if it was fitted.
         reviews : DataFrame or None
             Columns ``item_id``, ``text``, optional ``rating``. Reviews of items not in
             ``items`` are ignored.
         encode : callable
             ``list[str] -> ndarray (n, dim)``: the shared space's text encoder (the space the
             user taste vectors live in), e.g. ``MultimodalSpace.encode_text``.
+        interactions : DataFrame, optional
+            Only its ``event`` column is read, for the verb of "You <verb> <title>".
 
         Returns
         -------
@@ -237,13 +477,16 @@ class GroundedBlurbGenerator:
             _require(reviews, "reviews", ("item_id", "text"))
             keep = self._positive(reviews)
             sub = reviews[keep]
+            praise = PraiseFilter(c.min_praise) if c.min_praise is not None else None
             for label, item_id, text in zip(sub.index, sub["item_id"].astype(str), sub["text"]):
                 if item_id in per_item:
-                    per_item[item_id] += [(s, f"review:{label}") for s in split_sentences(text)]
+                    per_item[item_id] += [(s, f"{REVIEW}:{label}") for s in split_sentences(text)
+                                          if praise is None or praise.is_praise(s)]
         sentences: list[str] = []
         sources: list[str] = []
         ptr = [0]
-        for item_id, title in zip(ids, items["title"]):
+        titles = [" ".join(str(t).split()) if isinstance(t, str) else "" for t in items["title"]]
+        for item_id, title in zip(ids, titles):
             seen: set[str] = set()
             kept = []
             for s, src in per_item[item_id]:
@@ -252,15 +495,24 @@ class GroundedBlurbGenerator:
                     seen.add(key)
                     kept.append((s, src))
             if not kept:  # nothing usable: the title is the one grounded statement we have
-                kept = [(" ".join(str(title).split()) or item_id, TITLE)]
+                kept = [(title or item_id, TITLE)]
             sentences += [s for s, _ in kept]
             sources += [src for _, src in kept]
             ptr.append(len(sentences))
         self.vectors_ = self._encode_unique(sentences, encode)
         self.item_ids_ = ids
-        self._row = {i: k for k, i in enumerate(ids)}
+        self.titles_ = titles
+        self.attributes_ = [parse_attributes(a) for a in items["attributes"]] if "attributes" in items.columns \
+            else [{} for _ in ids]
+        self.verb_ = _DEFAULT_VERB
+        if interactions is not None and "event" in interactions.columns and len(interactions):
+            events = set(interactions["event"].dropna().astype(str).str.lower())
+            if len(events) == 1:
+                self.verb_ = EVENT_VERBS.get(events.pop(), _DEFAULT_VERB)
         self.sentences_, self.sources_ = sentences, sources
         self.ptr_ = np.asarray(ptr, dtype=np.int64)
+        self.typicality_ = _typicality(sentences, self.ptr_)
+        self._derive()
         return self
 
     def _positive(self, reviews: pd.DataFrame) -> np.ndarray:
@@ -286,40 +538,85 @@ class GroundedBlurbGenerator:
         where = {s: k for k, s in enumerate(uniq)}
         return np.ascontiguousarray(vecs[[where[s] for s in sentences]])
 
+    def _derive(self) -> None:
+        """Lookups derived from the fitted (or loaded) state; nothing here is saved."""
+        c = self.config
+        self._row = {i: k for k, i in enumerate(self.item_ids_)}
+        n = len(self.item_ids_)
+        # linkable values per item: {attribute: {normalized value: display value}}
+        self._link: list[dict[str, dict[str, str]]] = []
+        counts: dict[tuple[str, str], int] = {}
+        for attrs in self.attributes_:
+            vals = {}
+            for name, value in attrs.items():
+                if (c.link_attributes is not None and name not in c.link_attributes) or _NUMERIC.fullmatch(value):
+                    continue
+                vals[name] = {_norm(v): v for v in _values(value)}
+                for v in vals[name]:
+                    counts[(name, v)] = counts.get((name, v), 0) + 1
+            self._link.append(vals)
+        # inverse document frequency; too common values carry no information (0)
+        self._idf = {key: (math.log(n / k) if k <= c.max_link_share * n else 0.0) for key, k in counts.items()}
+        # each item's informative values, for set intersections with history items
+        self._keys = [frozenset((name, v) for name, vals in link.items() for v in vals if self._idf[(name, v)] > 0)
+                      for link in self._link]
+        # which of its item's fact values (not nouns) each sentence restates
+        self._mentions: list[frozenset[tuple[str, str]]] = []
+        for k in range(n):
+            facts = [(name, v, _stems(v)) for name, vals in self._link[k].items() if name not in c.noun_attributes
+                     for v in vals]
+            for s in self.sentences_[int(self.ptr_[k]):int(self.ptr_[k + 1])]:
+                stems = _stems(s)
+                self._mentions.append(frozenset((name, v) for name, v, st in facts if st and st <= stems))
+        first = [(_WORDS.match(s.lower()) or [""])[0] for s in self.sentences_]
+        self._leans = np.array([w in _DANGLING for w in first], dtype=bool)
+        # a sentence continues the one before it (same description or review)
+        self._follows = np.array([p > 0 and self.sources_[p] == self.sources_[p - 1] for p in range(len(self.sources_))],
+                                 dtype=bool)
+        # an item's taste direction: its sentences' mean (for choosing between equally linked items)
+        sums = np.add.reduceat(self.vectors_, self.ptr_[:-1].astype(np.intp), axis=0)
+        self._item_vecs = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
     # ----------------------------------------------------------------- generate
     def _check(self) -> None:
         if self.item_ids_ is None:
             raise NotFittedError("GroundedBlurbGenerator is not fitted: call fit() or load() first")
 
     def generate_vectors(self, item_ids: Sequence[str], user_vectors: np.ndarray, *, seed: int = 0,
-                         user_ids: Sequence[str] | None = None) -> BlurbOutput:
-        """One blurb per (item, user vector) pair.
+                         user_ids: Sequence[str] | None = None,
+                         histories: Sequence[Sequence[str]] | None = None) -> BlurbOutput:
+        """One blurb per (item, user vector, history) triple.
 
         Parameters
         ----------
         item_ids : sequence of str, length n
         user_vectors : ndarray of float, shape (n, dim)
-            Taste vectors in the space the sentences were embedded in. An all-zero row is the
-            neutral user: the item's first description sentence, then its most central
-            review sentence(s).
+            Taste vectors in the space the sentences were embedded in. An all-zero row with
+            an empty history is the neutral user: the item's first description sentence, then
+            its most typical review sentence(s).
         seed : int
             Only breaks exact score ties; the output is otherwise deterministic.
         user_ids : sequence of str, optional
             Copied to ``BlurbOutput.user_ids``.
+        histories : sequence of n sequences of str, optional
+            Item ids each user interacted with (any order); ``None``: no history links.
 
         Returns
         -------
         BlurbOutput
-            ``texts[i]`` is its sentences joined verbatim (whitespace normalized, first letter
-            capitalized); ``sources[i]`` gives each sentence's provenance, in order.
+            ``texts[i]``; ``sources[i]`` gives each clause's provenance, in order;
+            ``anchors[i]`` the history item named (or ``None``).
 
         Raises
         ------
         UnknownIdError
             Some item ids were not fitted (the message names them).
         ValueError
-            ``user_vectors`` has the wrong shape.
+            ``user_vectors`` has the wrong shape, or ``user_ids`` / ``histories`` the wrong length.
         """
+        return self._rows(item_ids, user_vectors, histories, seed, user_ids)[0]
+
+    def _rows(self, item_ids, user_vectors, histories, seed, user_ids):
         self._check()
         item_ids = [str(i) for i in item_ids]
         users = np.asarray(user_vectors, dtype=np.float32)
@@ -333,51 +630,173 @@ class GroundedBlurbGenerator:
                                  + (" ..." if len(unknown) > 10 else ""))
         if user_ids is not None and len(user_ids) != len(item_ids):
             raise ValueError(f"user_ids has {len(user_ids)} entries; item_ids has {len(item_ids)}")
-        texts, sources = [], []
-        for item_id, u in zip(item_ids, users):
-            k = self._row[item_id]
-            lo, hi = int(self.ptr_[k]), int(self.ptr_[k + 1])
-            text, picks = self._blurb(item_id, lo, hi, u, seed)
+        if histories is not None:
+            if isinstance(histories, str) or len(histories) != len(item_ids):
+                raise ValueError(f"histories must have one list of item ids per item id ({len(item_ids)}); "
+                                 f"got {len(histories) if not isinstance(histories, str) else 'a str'}")
+        texts, sources, anchors, shared = [], [], [], []
+        for j, (item_id, u) in enumerate(zip(item_ids, users)):
+            hist = histories[j] if histories is not None and self.config.link_history else ()
+            text, src, anchor, common = self._blurb(item_id, u, hist, seed)
             texts.append(text)
-            sources.append([self.sources_[lo + p] for p in picks])
-        return BlurbOutput(texts=texts, sources=sources, item_ids=item_ids,
-                           user_ids=[str(u) for u in user_ids] if user_ids is not None else [])
+            sources.append(src)
+            anchors.append(anchor)
+            shared.append(common)
+        out = BlurbOutput(texts=texts, sources=sources, item_ids=item_ids, anchors=anchors,
+                          user_ids=[str(u) for u in user_ids] if user_ids is not None else [])
+        return out, shared
 
-    def _blurb(self, item_id: str, lo: int, hi: int, user: np.ndarray, seed: int) -> tuple[str, list[int]]:
+    def _rng(self, seed: int, item_id: str) -> np.random.Generator:
+        return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(item_id.encode())])
+
+    def _anchor(self, k: int, item_id: str, user: np.ndarray, history: Sequence[str], seed: int):
+        """(history row, {attribute: [normalized shared values]}) of the best-linked history item, or None."""
+        own = self._keys[k]
+        if not own:
+            return None
+        cands = []
+        for h in dict.fromkeys(str(x) for x in history):
+            r = self._row.get(h)
+            if r is not None and r != k:
+                both = own & self._keys[r]
+                if both:
+                    cands.append((h, r, both))
+        if not cands:
+            return None
+        # information first (rounded: set order must not matter), then closeness to the user's taste
+        info = np.round([sum(self._idf[x] for x in both) for _, _, both in cands], 9)
+        rel = np.round(self._item_vecs[[r for _, r, _ in cands]] @ user, 6)
+        top = np.flatnonzero(info == info.max())
+        top = top[rel[top] == rel[top].max()]
+        if len(top) > 1:  # exact ties: sorted by id (history order may vary), then the seed
+            top = sorted(top, key=lambda j: cands[j][0])
+            j = top[int(self._rng(seed, item_id).integers(len(top)))]
+        else:
+            j = int(top[0])
+        _, r, both = cands[j]
+        common = {name: [v for v in vals if (name, v) in both] for name, vals in self._link[k].items()}
+        return r, {name: vals for name, vals in common.items() if vals}
+
+    def _link_sentence(self, k: int, r: int, common: dict[str, list[str]]):
+        """("You picked ...; this ... has the same ...", sources, stated fact keys, shared display values)."""
+        c = self.config
+        hid = self.item_ids_[r]
+        own = self._link[k]
+        nouns = [n for n in c.noun_attributes if n in own and len(own[n]) == 1]
+        noun = nouns[0] if nouns else None
+        noun_value = next(iter(own[noun].values())) if noun else None
+        ranked = sorted(common, key=lambda n: -sum(self._idf[(n, v)] for v in common[n]))
+        facts = [n for n in ranked if n not in c.noun_attributes][: c.max_shared]
+        title = self.titles_[r] or hid
+        sources = [f"{HISTORY}:{hid}"]
+        if facts:
+            subject = f"this {noun_value}" if noun else "this one"
+            if noun:
+                sources.append(f"{ATTRIBUTE}:{noun}")
+            parts = []
+            for n in facts:
+                vals = [own[n][v] for v in common[n]]
+                name = n.replace("_", " ")
+                if len(vals) == 1 and name.endswith("s") and len(name) > 3:
+                    name = name[:-1]  # "the same Comedy genre"
+                parts.append(f"{_join(vals)} {name}")
+                sources += [f"{HISTORY}:{hid}:{n}", f"{ATTRIBUTE}:{n}"]
+            clause = f"{subject} has the same {_join(parts)}"
+        else:  # only the kind of item is shared
+            n = [m for m in ranked if m in c.noun_attributes][0]
+            value = own[n][common[n][0]]
+            clause = f"this one is also {_article(value)} {value}"
+            sources += [f"{HISTORY}:{hid}:{n}", f"{ATTRIBUTE}:{n}"]
+        stated = {(n, v) for n in facts for v in common[n]}
+        theirs = self._link[r]
+        for n in c.contrast_attributes:  # one contrast, when the two differ
+            if n in own and n not in common and len(own[n]) == 1:
+                v = next(iter(own[n]))
+                if theirs.get(n) and v in theirs[n]:
+                    continue
+                shown = own[n][v]
+                clause += f", in {shown}" if n in ("colour", "color") else f", with {_article(shown)} {shown} {n}"
+                sources.append(f"{ATTRIBUTE}:{n}")
+                stated.add((n, v))
+                break
+        shared = {n: [own[n][v] for v in common[n]] for n in common}
+        return f"You {self.verb_} {_title_phrase(title)}; {clause}.", sources, stated, shared
+
+    def _blurb(self, item_id: str, user: np.ndarray, history: Sequence[str], seed: int):
+        c = self.config
+        k = self._row[item_id]
+        lo, hi = int(self.ptr_[k]), int(self.ptr_[k + 1])
+        link = self._anchor(k, item_id, user, history, seed) if len(history) else None
+        head, head_src, stated, shared, anchor = "", [], set(), {}, None
+        if link is not None:
+            head, head_src, stated, shared = self._link_sentence(k, *link)
+            if len(head) > c.max_chars:
+                head, head_src, stated, shared = "", [], set(), {}
+            else:
+                anchor = self.item_ids_[link[0]]
+        n_support = c.max_support if head else c.max_sentences
+        picks = self._support(item_id, lo, hi, user, seed, n_support, stated,
+                              c.max_chars - (len(head) + 1 if head else 0), allow_cut=not head)
+        if picks and picks[0] < 0:  # nothing fits: the most relevant sentence, cut at a word boundary
+            p = -picks[0] - 1
+            cut = self.sentences_[lo + p][: c.max_chars - 3].rsplit(" ", 1)[0].rstrip(",;:")
+            return _capitalize(cut + "..."), [self.sources_[lo + p]], None, {}
+        text = " ".join(([head] if head else []) + self._render(lo, picks))
+        return text, head_src + [self.sources_[lo + p] for p in picks], anchor, shared
+
+    def _support(self, item_id, lo, hi, user, seed, n_max, stated, budget, *, allow_cut):
+        """Indices (within the item) of the supporting sentences, in order."""
         c = self.config
         vecs = self.vectors_[lo:hi]
         sents = self.sentences_[lo:hi]
         srcs = self.sources_[lo:hi]
+        mentions = self._mentions[lo:hi]
         n = len(sents)
-        lengths = np.array([len(s) for s in sents])
+        lengths = np.array([len(s) + (len('A reviewer writes: ""') if src.startswith(REVIEW) else 0)
+                            for s, src in zip(sents, srcs)])
+        if srcs == [TITLE] and stated:  # the title restates what the link said
+            return []
         norm = float(np.linalg.norm(user))
         neutral = norm == 0.0
+        is_desc = np.array([s == DESCRIPTION for s in srcs])
         if neutral:
-            # centrality: mean cosine to the item's other sentences (its "typical" statement)
-            rel = (vecs @ vecs.sum(axis=0) - 1.0) / max(n - 1, 1)
-            is_desc = np.array([s == DESCRIPTION for s in srcs])
+            # the item's most typical statements: word-level centrality among its own sentences
+            rel = self.typicality_[lo:hi] if self.typicality_ is not None \
+                else (vecs @ vecs.sum(axis=0) - 1.0) / max(n - 1, 1)
             has_reviews = bool((~is_desc).any())
             first_desc = int(np.argmax(is_desc)) if is_desc.any() else None
         else:
             rel = vecs @ (user / norm)
+        stated = set(stated)
         chosen: list[int] = []
-        budget = c.max_chars
         rng = None
-        while len(chosen) < min(c.max_sentences, n):
+        # a sentence that leans on the one before it ("He is turning 15.") only follows that sentence
+        leans, follows = self._leans[lo:hi], self._follows[lo:hi]
+        while len(chosen) < min(n_max, n):
             sep = 1 if chosen else 0
             ok = lengths + sep <= budget
             ok[chosen] = False
+            if leans.any():
+                after = np.zeros(n, dtype=bool)
+                if chosen and chosen[-1] + 1 < n:
+                    after[chosen[-1] + 1] = True
+                ok &= ~leans | (after & follows)
+            if stated:
+                ok &= np.array([not (m & stated) for m in mentions])
             if neutral:
                 if not chosen and first_desc is not None and ok[first_desc]:
-                    chosen.append(first_desc)
-                    budget -= lengths[first_desc]
-                    continue
-                if has_reviews and (ok & ~is_desc).any():
+                    nxt = first_desc
+                elif has_reviews and (ok & ~is_desc).any():
                     ok &= ~is_desc  # after the description's lead, the reviews speak
+                    nxt = None
                 elif (ok & is_desc).any():  # no review left: the description, in order
                     nxt = int(np.flatnonzero(ok & is_desc)[0])
+                else:
+                    nxt = None
+                if nxt is not None:
                     chosen.append(nxt)
                     budget -= lengths[nxt] + sep
+                    stated |= mentions[nxt]
                     continue
             if not ok.any():
                 break
@@ -385,24 +804,51 @@ class GroundedBlurbGenerator:
             score = np.where(ok, c.mmr_lambda * rel - (1 - c.mmr_lambda) * penalty, -np.inf)
             best = np.flatnonzero(score == score.max())
             if len(best) > 1:  # the seed breaks exact ties, per pair, whatever the batch
-                rng = rng or np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(item_id.encode())])
+                rng = rng or self._rng(seed, item_id)
                 nxt = int(rng.choice(best))
             else:
                 nxt = int(best[0])
             chosen.append(nxt)
             budget -= lengths[nxt] + sep
-        if not chosen:  # no sentence fits at all: cut the most relevant one at a word boundary
-            nxt = int(np.argmax(rel))
-            cut = sents[nxt][: c.max_chars - 3].rsplit(" ", 1)[0].rstrip(",;:")
-            return _capitalize(cut + "..."), [nxt]
-        return _capitalize(" ".join(sents[p] for p in chosen)), chosen
+            stated |= mentions[nxt]
+        if not chosen and allow_cut:  # no sentence fits at all: the most relevant one, cut (marked < 0)
+            return [-int(np.argmax(rel)) - 1]
+        return chosen
+
+    def _render(self, lo: int, picks: list[int]) -> list[str]:
+        """Description sentences verbatim; review sentences quoted, consecutive ones of one review together."""
+        out: list[str] = []
+        j = 0
+        picks = [p for p in picks if p >= 0]
+        while j < len(picks):
+            src = self.sources_[lo + picks[j]]
+            s = _capitalize(self.sentences_[lo + picks[j]])
+            if not src.startswith(REVIEW):
+                out.append(s)
+                j += 1
+                continue
+            quotes, srcs = [[s]], [src]
+            while j + 1 < len(picks) and self.sources_[lo + picks[j + 1]].startswith(REVIEW):
+                j += 1
+                nxt = self.sources_[lo + picks[j]]
+                if nxt == srcs[-1]:
+                    quotes[-1].append(_capitalize(self.sentences_[lo + picks[j]]))
+                else:
+                    quotes.append([_capitalize(self.sentences_[lo + picks[j]])])
+                    srcs.append(nxt)
+            said = [f'"{" ".join(q)}"' for q in quotes]
+            out.append(f"A reviewer writes: {said[0]}" if len(said) == 1 else f"Reviewers write: {_join(said)}")
+            j += 1
+        return out
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Save to ``directory`` (JSON sentences + ``vectors.npy``, checksummed manifest; atomic)."""
+        """Save to ``directory`` (JSON sentences and item facts + ``vectors.npy``, checksummed manifest; atomic)."""
         self._check()
         payload = {"item_ids": self.item_ids_, "sentences": self.sentences_, "sources": self.sources_,
-                   "ptr": self.ptr_.tolist()}
+                   "ptr": self.ptr_.tolist(), "titles": self.titles_, "attributes": self.attributes_,
+                   "verb": self.verb_,
+                   "typicality": None if self.typicality_ is None else [round(float(t), 6) for t in self.typicality_]}
 
         def write(tmp: Path) -> None:
             atomic_write_json(tmp / "sentences.json", payload)
@@ -438,15 +884,24 @@ class GroundedBlurbGenerator:
             gen.sentences_ = [str(s) for s in payload["sentences"]]
             gen.sources_ = [str(s) for s in payload["sources"]]
             gen.ptr_ = np.asarray(payload["ptr"], dtype=np.int64)
-        except (KeyError, TypeError, ValueError) as exc:
+            # generators saved before history links carry no facts: they never name history items
+            gen.titles_ = [str(t) for t in payload.get("titles", [""] * len(gen.item_ids_))]
+            gen.attributes_ = [{str(k): str(v) for k, v in a.items()}
+                               for a in payload.get("attributes", [{}] * len(gen.item_ids_))]
+            gen.verb_ = str(payload.get("verb", _DEFAULT_VERB))
+            typ = payload.get("typicality")
+            gen.typicality_ = None if typ is None else np.asarray(typ, dtype=np.float64)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{directory}: invalid grounded-blurb files: {exc}") from exc
         gen.vectors_ = load_npy(directory / "vectors.npy").astype(np.float32, copy=False)
-        gen._row = {i: k for k, i in enumerate(gen.item_ids_)}
         n = len(gen.sentences_)
         if (gen.vectors_.ndim != 2 or len(gen.vectors_) != n or len(gen.sources_) != n
                 or len(gen.ptr_) != len(gen.item_ids_) + 1 or gen.ptr_[0] != 0 or gen.ptr_[-1] != n
-                or np.any(np.diff(gen.ptr_) < 1)):
-            raise ArtifactError(f"{directory}: sentences, sources, pointers and vectors do not match")
+                or np.any(np.diff(gen.ptr_) < 1) or len(gen.titles_) != len(gen.item_ids_)
+                or len(gen.attributes_) != len(gen.item_ids_)
+                or (gen.typicality_ is not None and gen.typicality_.shape != (n,))):
+            raise ArtifactError(f"{directory}: sentences, sources, pointers, facts and vectors do not match")
+        gen._derive()
         return gen
 
 

@@ -60,7 +60,7 @@ REGISTRY: Mapping[str, GeneratorSpec] = MappingProxyType({
     "cgan": GeneratorSpec("preview", CVAEGenerator, CVAEConfig, {"adversarial_weight": 0.05},
                           "preview images (cVAE + projection-discriminator hinge loss, sharper)"),
     "grounded": GeneratorSpec("blurb", GroundedBlurbGenerator, GroundedBlurbConfig, {},
-                              "blurbs made only of the item's own sentences"),
+                              "blurbs naming a shared-attribute history item + the item's own sentences"),
     "peter": GeneratorSpec("blurb", PeterBlurbGenerator, PeterConfig, {},
                            "blurbs from a small conditional transformer"),
 })
