@@ -111,19 +111,26 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
 def line_plot_svg(series: Mapping[str, Sequence[float]], *, width: int = 420, height: int = 220,
                   xlabel: str = "epoch") -> str:
-    """A small inline SVG line chart (one line per series, each scaled to its own range, legend)."""
+    """A small inline SVG line chart (one line per series, each scaled to its own range, legend).
+
+    A series with one value (one epoch) is drawn as a dot: skipping it left an empty frame.
+    """
     pad = 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" style="background:#fff;border:1px solid #ddd">']
     for k, (name, ys) in enumerate(series.items()):
         ys = [float(y) for y in ys if y == y]
-        if len(ys) < 2:
+        if not ys:
             continue
         lo, hi = min(ys), max(ys)
         span = (hi - lo) or 1.0
-        pts = " ".join(f"{pad + i * (width - 2 * pad) / (len(ys) - 1):.1f},{height - pad - (y - lo) / span * (height - 2 * pad):.1f}"
-                       for i, y in enumerate(ys))
+        xy = [(pad + (i / (len(ys) - 1) if len(ys) > 1 else 0.5) * (width - 2 * pad),
+               height - pad - (y - lo) / span * (height - 2 * pad)) for i, y in enumerate(ys)]
         col = _COLOURS[k % len(_COLOURS)]
-        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
+        if len(xy) == 1:
+            parts.append(f'<circle cx="{xy[0][0]:.1f}" cy="{xy[0][1]:.1f}" r="3" fill="{col}"/>')
+        else:
+            pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
         parts.append(f'<text x="{pad + 4}" y="{14 + 13 * k}" font-size="11" fill="{col}">{html.escape(name)} '
                      f'({ys[0]:.3g} -> {ys[-1]:.3g})</text>')
     parts.append(f'<text x="{width / 2:.0f}" y="{height - 8}" font-size="11" text-anchor="middle">{html.escape(xlabel)}</text></svg>')

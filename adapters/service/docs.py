@@ -12,12 +12,13 @@ add its CDN pages first.
 """
 from __future__ import annotations
 
+import base64
 from importlib import resources
 
 from . import _extra  # noqa: F401  (first: a missing extra raises MissingExtraError with the pip line)
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.requests import Request
 
 from recgen.errors import missing_extra
@@ -33,6 +34,10 @@ ASSETS = {
     "/docs/favicon.png": ("favicon.png", "image/png"),
     "/redoc/redoc.standalone.js": ("redoc.standalone.js", "text/javascript"),
 }
+#: ReDoc's sidebar shows Redocly's logo from Redocly's CDN (and hides it when that fails). The
+#: bundle is served with an empty inline image there instead: no request leaves the service.
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_IMAGE = b"data:image/svg+xml;base64," + base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg"/>')
 #: Every path of the documentation: open without a key (see :data:`.security.OPEN_PATHS`).
 DOCS_PATHS = frozenset({DOCS_URL, REDOC_URL, OAUTH2_REDIRECT_URL, *ASSETS})
 
@@ -76,12 +81,24 @@ def install_docs(app: FastAPI) -> None:
                               with_google_fonts=False)
 
     for path, (_, media_type) in ASSETS.items():
-        app.add_api_route(path, _file_endpoint(files[path], media_type), methods=["GET"], include_in_schema=False)
+        endpoint = (_bytes_endpoint(files[path].read_bytes().replace(REDOC_LOGO, EMPTY_IMAGE), media_type)
+                    if path == "/redoc/redoc.standalone.js" else _file_endpoint(files[path], media_type))
+        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
+# the files change only with the installed package: a day in the browser's cache
+_CACHE = {"Cache-Control": "public, max-age=86400"}
 
 
 def _file_endpoint(file, media_type: str):
     async def asset() -> FileResponse:
-        # the files change only with the installed package: a day in the browser's cache
-        return FileResponse(str(file), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+        return FileResponse(str(file), media_type=media_type, headers=_CACHE)
+
+    return asset
+
+
+def _bytes_endpoint(content: bytes, media_type: str):
+    async def asset() -> Response:
+        return Response(content, media_type=media_type, headers=_CACHE)
 
     return asset
