@@ -1,8 +1,14 @@
 """Generated content: quality on real data against baselines, and speed, in one run.
 
-Previews (MovieLens posters): cVAE / cGAN vs the baseline "mean poster of the item's first
-genre" (computed from training items): FID in the image encoder's feature space and
-identifiability (the preview retrieves its own item among 100 by image similarity).
+Previews (the sample shop, or MovieLens posters): the studio generator on held-out items whose
+photos it never saw in training, judged by judges it never sees (recgen.evaluation.judges:
+pixel-only features and, on the sample shop, attribute classifiers trained on the real photos
+only). Text-only job: previews from the held-out items' text, against the retrieved exemplar
+as is (ablation) and, on MovieLens, the mean poster of the item's first genre (baseline).
+With-photo job: the same items with their photo added after training (no retraining).
+Identifiability among 100 real photos, FID in the pixel-feature space, sharpness ratio,
+attribute accuracy, personalization shift (bootstrap CI) and contrasting users' visible
+difference; previews/s at batch 64.
 
 Blurbs (clothing reviews): each item's reviews are split into train / held-out; generators
 see only train reviews, held-out reviews of the same item are the references. Grounded and
@@ -11,7 +17,8 @@ train review sentence of the item). BLEU-1/4, ROUGE-1/2/L, USR, DIV, FMR, faithf
 
 Speed: previews/s and blurbs/s at batch 1 and 64, training time per epoch.
 
-    .venv/bin/python benchmarks/bench_generate.py --part previews --path ../shared/data/movielens-posters
+    .venv/bin/python benchmarks/bench_generate.py --part previews --dataset sample --threads 1
+    .venv/bin/python benchmarks/bench_generate.py --part previews --path ../shared/data/movielens-posters --threads 1
     .venv/bin/python benchmarks/bench_generate.py --part blurbs --path ../shared/data/clothing-reviews
 """
 from __future__ import annotations
@@ -32,71 +39,142 @@ def _table(rows: list[dict]) -> str:
 
 
 def previews(args) -> None:
+    """Studio previews judged independently: with-photo and text-only jobs, on held-out items."""
     from PIL import Image
 
+    import recgen.datasets as datasets
     from recgen import CatalogStore, Recgen
     from recgen.catalog import CatalogData
-    from recgen.datasets import load_movielens_posters
+    from recgen.demo import _contrasting
     from recgen.encoders import EmbeddingCache
     from recgen.encoders.image import load_image
-    from recgen.generators import ContentGenerator, GenerationConfig
+    from recgen.evaluation.judges import AttributeJudge
+    from recgen.evaluation.previews import judge_previews
+    from recgen.generators import GenerationContext, make_generator
 
     tmp = Path(tempfile.mkdtemp(prefix="recgen-bench-gen-"))
-    data = load_movielens_posters(args.path)
+    data = datasets.load(args.dataset, args.path if args.dataset != "sample" else tmp / "sample", args.seed)
     store = CatalogStore(args.store or tmp / "store.db")
     store.ingest(data)
-    catalog = store.catalog(name="movielens")
+    catalog = store.catalog(name=args.dataset)
+    t = time.perf_counter()
     model = Recgen().fit(catalog, cache=EmbeddingCache(store.engine))
-    items = catalog.items[catalog.items["image_path"].notna()].reset_index(drop=True)
+    print(f"model fitted in {time.perf_counter() - t:.0f}s")
+    items = catalog.items.assign(item_id=catalog.items["item_id"].astype(str))
+    items = items[items["image_path"].map(lambda p: isinstance(p, str) and bool(p))].reset_index(drop=True)
     rng = np.random.default_rng(args.seed)
     test_mask = rng.random(len(items)) < 0.2
-    train_ids = set(items.loc[~test_mask, "item_id"])
-    train_catalog = CatalogData(items=catalog.items[catalog.items["item_id"].isin(train_ids)],
-                                interactions=catalog.interactions[catalog.interactions["item_id"].isin(train_ids)])
+    test_ids = items.loc[test_mask, "item_id"].tolist()
     size = args.image_size
     real = np.stack([np.asarray(load_image(p).resize((size, size)), dtype=np.uint8) for p in items["image_path"]])
-    real_feats = model.space.image_features([Image.fromarray(x) for x in real])
-    test_rows = np.flatnonzero(test_mask)
-    test_ids = items.loc[test_mask, "item_id"].tolist()
-    # a user who rated each test item (the previews are personalized), else neutral
-    first_user = catalog.interactions.groupby("item_id")["user_id"].first()
+    row_of = {i: r for r, i in enumerate(items["item_id"])}
+    attrs = items["attributes"].tolist()
+    judge = page_judge = labels_of = None
+    names = [a for a in ("category", "colour", "pattern") if all(isinstance(d, dict) and a in d for d in attrs)]
+    if names:
+        labels_of = {a: [str(d[a]) for d in attrs] for a in names}
+        judge = AttributeJudge(tuple(names), seed=args.seed).fit(real, labels_of)
+        # the same judge also trained with a smaller second photo in a corner: it reads the main product
+        page_judge = AttributeJudge(tuple(names), seed=args.seed, distractors=2).fit(real, labels_of)
+        print("judge cross-validated accuracy on real photos:", judge.cv_accuracy_)
+    hidden = catalog.items.assign(item_id=catalog.items["item_id"].astype(str))
+    hidden.loc[hidden["item_id"].isin(test_ids), "image_path"] = None
+    gen_catalog = CatalogData(items=hidden, reviews=catalog.reviews, interactions=catalog.interactions)
+    overrides = {"image_size": size, "editor_epochs": args.epochs}
+    t = time.perf_counter()
+    gen = make_generator("studio", seed=args.seed, **overrides).fit(GenerationContext(model, gen_catalog))
+    fit_s = time.perf_counter() - t
+    ctx = GenerationContext(model)
+    inter = catalog.interactions.assign(item_id=catalog.interactions["item_id"].astype(str),
+                                        user_id=catalog.interactions["user_id"].astype(str)).sort_values("timestamp")
+    first_user = inter.groupby("item_id")["user_id"].first()
+    hist = inter.groupby("user_id")["item_id"].agg(list)
     users = [first_user.get(i) for i in test_ids]
+    contrast = _contrasting(model, [u for u in users if u])
+    others = [contrast.get(u) if u else None for u in users]
+    rows_t = [row_of[i] for i in test_ids]
+    histories = [real[[row_of[h] for h in hist.get(u, [])[-20:] if h in row_of and h != i]] if u else real[:0]
+                 for u, i in zip(users, test_ids)]
+    labels = {a: [v[r] for r in rows_t] for a, v in labels_of.items()} if labels_of else None
 
-    rows = []
-    genre = items["attributes"].map(lambda a: (a.get("genres") or "none").split(",")[0].strip())
-    means = {g: real[(~test_mask) & (genre == g).to_numpy()].astype(np.float32).mean(axis=0)
-             for g in genre.unique() if ((~test_mask) & (genre == g).to_numpy()).any()}
-    overall = real[~test_mask].astype(np.float32).mean(axis=0)
-    base = np.stack([means.get(g, overall) for g in genre[test_mask]]).round().astype(np.uint8)
-    base_feats = model.space.image_features([Image.fromarray(x) for x in base])
-    rows.append(_metrics("baseline: mean poster of genre", base_feats, real_feats, test_rows, args.seed, None))
-    for name in args.generators:
+    def judged(mode, g=gen):
+        p = g.generate(ctx, test_ids, users, seed=args.seed, mode=mode).images
+        n = g.generate(ctx, test_ids, [None] * len(test_ids), seed=args.seed, mode=mode).images
+        o = g.generate(ctx, test_ids, others, seed=args.seed, mode=mode).images
+        return p, judge_previews(p, rows_t, real, neutral=n, contrast=o, histories=histories, judge=judge,
+                                 labels=labels, seed=args.seed), n, o
+
+    results = {}
+    # text-only: the held-out items' photos were never seen; previews come from their text
+    text_p, results["studio, text only (held-out items, no photo)"], text_n, _ = judged("text")
+    unmarked = replace_config(gen, mark_generated=False)
+    _, results["studio, text only, judged before the 'generated' mark"], _, _ = judged("text", unmarked)
+    # with photo: the held-out items' photos added after training (no retraining)
+    gen.add_photos(ctx, test_ids, items.loc[test_mask, "image_path"].tolist())
+    photo_p, results["studio, with photo (held-out items, photo added after fit)"], photo_n, photo_o = judged("photo")
+    results["studio, with photo: neutral previews (no history card)"] = judge_previews(
+        photo_n, rows_t, real, judge=judge, labels=labels, seed=args.seed)
+    no_card = replace_config(gen, inset=False)
+    _, results["studio, with photo, backdrop only (inset=False)"], _, _ = judged("photo", no_card)
+    if page_judge is not None:
+        print("with-photo personal previews read by the judge trained with a second photo in a corner:",
+              page_judge.accuracy(photo_p, labels))
+    # baselines for the text-only job
+    ex = gen._retrieve(ctx.item_vectors(ctx.item_rows(test_ids), "text"), test_ids)[:, 0]
+    ex_rows = [row_of.get(gen.ids[e]) for e in ex]
+    results["ablation: retrieved exemplar photo, not edited"] = judge_previews(
+        real[[r for r in ex_rows]], rows_t, real, judge=judge, labels=labels, seed=args.seed)
+    if args.dataset == "movielens":
+        genre = items["attributes"].map(lambda a: (a.get("genres") or "none").split(",")[0].strip())
+        train = ~test_mask
+        means = {g: real[train & (genre == g).to_numpy()].astype(np.float32).mean(axis=0)
+                 for g in genre.unique() if (train & (genre == g).to_numpy()).any()}
+        overall = real[train].astype(np.float32).mean(axis=0)
+        base = np.stack([means.get(g, overall) for g in genre[test_mask]]).round().astype(np.uint8)
+        results["baseline: mean poster of the item's first genre"] = judge_previews(base, rows_t, real, seed=args.seed)
+    table = []
+    for name, m in results.items():
+        row = {"system": name, "n": m["n"], "ident top1": m["identifiability"]["top1"],
+               "ident top5": m["identifiability"]["top5"], "FID (pixel feats)": m["fid"],
+               "sharpness ratio": m["sharpness_ratio"]}
+        for a, v in (m.get("attributes") or {}).items():
+            row[f"acc {a}"] = v
+        if "personalization" in m:
+            pz = m["personalization"]
+            row["personal shift [95% CI]"] = f"{pz['mean_diff']:+.4f} [{pz['ci_low']:+.4f}, {pz['ci_high']:+.4f}]"
+        if "visible_difference" in m:
+            row["contrasting pairs visibly different"] = m["visible_difference"]["share"]
+        table.append(row)
+    speed = {}
+    for mode in ("photo", "text"):
+        ids = (test_ids * (512 // len(test_ids) + 1))[:512]
+        us = (users * (512 // len(users) + 1))[:512]
         t = time.perf_counter()
-        gen = ContentGenerator(GenerationConfig(image_generator=name, blurb_generator=None, seed=args.seed,
-                                                image_overrides={"epochs": args.epochs, "image_size": size,
-                                                                 "pairs_per_item": args.pairs_per_item}))
-        gen.fit(model, train_catalog, progress=False)
-        train_s = time.perf_counter() - t
-        out = gen.generate(users, test_ids, seed=args.seed, blurbs=False).images
-        feats = model.space.image_features([Image.fromarray(x) for x in out])
-        r = _metrics(f"{name} (held-out items, text/vectors only)", feats, real_feats, test_rows, args.seed, train_s / args.epochs)
-        rows.append(r)
-        speed = []
-        for bs in (1, 64):
-            n = 64 if bs == 1 else 256
-            ids = (test_ids * (n // len(test_ids) + 1))[:n]
-            us = (users * (n // len(users) + 1))[:n]
-            t = time.perf_counter()
-            for s in range(0, n, bs):
-                gen.generate(us[s:s + bs], ids[s:s + bs], seed=args.seed, blurbs=False)
-            speed.append(n / (time.perf_counter() - t))
-        r["previews/s batch1"], r["previews/s batch64"] = speed
-        Image.fromarray(np.concatenate([np.concatenate(list(out[:8]), axis=1),
-                                        np.concatenate(list(real[test_rows[:8]]), axis=1)], axis=0)).save(
-            Path(args.out_dir) / f"previews_{name}.png")
-    print(f"MovieLens posters: {len(items)} items with posters, {len(test_rows)} held-out items (never seen by the "
-          f"generator), size {size}, epochs {args.epochs}")
-    print(_table(rows))
+        for s0 in range(0, len(ids), 64):
+            gen.generate(ctx, ids[s0:s0 + 64], us[s0:s0 + 64], seed=args.seed, mode=mode)
+        speed[mode] = len(ids) / (time.perf_counter() - t)
+    print(f"{args.dataset}: {len(items)} items with photos, {len(test_ids)} held out (photos never seen in training); "
+          f"{size}px; studio fit {fit_s:.0f}s (editor {args.epochs} epochs); "
+          f"previews/s at batch 64: with photo {speed['photo']:.0f}, text only {speed['text']:.0f}")
+    print(_table(table))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    k = min(8, len(test_ids))
+    sheet = np.concatenate([np.concatenate(list(x[:k]), axis=1) for x in
+                            (real[rows_t], photo_n, photo_p, photo_o, text_n, text_p)], axis=0)
+    Image.fromarray(sheet).save(out / f"previews_{args.dataset}.png")
+    print(f"sheet (rows: real | neutral | user | contrasting user | text-only neutral | text-only user): "
+          f"{out / f'previews_{args.dataset}.png'}")
+
+
+def replace_config(gen, **changes):
+    """A shallow copy of a generator with some config fields changed (the networks are shared)."""
+    import copy
+    from dataclasses import replace
+
+    other = copy.copy(gen)
+    other.config = replace(gen.config, **changes)
+    return other
 
 
 def _metrics(name, feats, real_feats, own_rows, seed, epoch_s):
@@ -191,11 +269,12 @@ def blurbs(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["previews", "blurbs"], required=True)
-    ap.add_argument("--path", type=Path, required=True)
+    ap.add_argument("--path", type=Path, help="data folder (movielens posters, clothing reviews)")
+    ap.add_argument("--dataset", choices=["sample", "movielens"], default="movielens", help="previews: data set")
     ap.add_argument("--store", help="SQLite file reused as the embedding cache across runs")
     ap.add_argument("--generators", nargs="+", default=["cvae", "cgan"])
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=30, help="previews: epochs of the studio's text-to-image editor")
+    ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--pairs-per-item", type=int, default=1, help="previews: (image, user) training pairs per item")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (1 is faster on a shared 2-core machine)")
     ap.add_argument("--items", type=int, default=150, help="blurbs: items with the most reviews")

@@ -194,9 +194,9 @@ def demo(
     users: int = typer.Option(6, min=1, help="Users shown in the report."),
     seed: int = typer.Option(0, help="Seed of the sample catalog and the evaluation."),
     generate: bool = typer.Option(True, help="Train the preview/blurb generators and show their output (--no-generate skips)."),
-    image_generator: PreviewGenerator = typer.Option("cvae", help="Preview generator, by registry name "
+    image_generator: PreviewGenerator = typer.Option("studio", help="Preview generator, by registry name "
                                                                  "(recgen.generators; 'cgan' adds an adversarial loss)."),
-    generator_epochs: Optional[int] = typer.Option(None, help="Epochs of the preview generator (default 15 in the demo)."),
+    generator_epochs: Optional[int] = typer.Option(None, help="Epochs of the preview generator (studio: its text-to-image editor, 20 in the demo; cvae/cgan: 15)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the whole slice (ingest, embed, index, profile, recommend, enrich, generate previews and blurbs,

@@ -274,6 +274,10 @@ class Enricher:
     def preview_png(self, user_id: str | None, item_id: str) -> bytes:
         """One (personalized) preview as PNG bytes; an unknown or None user gets the neutral one.
 
+        The PNG says in ``tEXt`` chunks whether the preview was generated without the item's
+        photo (``recgen:generated``, "true"/"false": show it marked as generated) and which
+        item of the user's history it shows (``recgen:anchor``), the same one the blurb names.
+
         Raises
         ------
         UnknownIdError
@@ -286,10 +290,13 @@ class Enricher:
         if not self.has_previews:
             raise NotFittedError("no preview generator was trained for this model")
         user = user_id if user_id is not None and self.model.profiles.rows([str(user_id)])[0] >= 0 else None
-        with self._gen_lock:
-            res = self.generator.generate([user], [str(item_id)], seed=self.seed, images=True, blurbs=False,
-                                          cache=self.generation_cache)
-        return png_bytes(res.images[0])
+        with self._gen_lock:  # blurbs too (cached): the preview shows the history item the blurb names
+            res = self.generator.generate([user], [str(item_id)], seed=self.seed, images=True,
+                                          blurbs=self.has_blurbs, cache=self.generation_cache)
+        text = {"recgen:generated": "true" if (res.generated and res.generated[0]) else "false"}
+        if res.anchors and res.anchors[0]:
+            text["recgen:anchor"] = str(res.anchors[0])
+        return png_bytes(res.images[0], text)
 
 
 def _reload(directory: str, kwargs: dict[str, Any]) -> Enricher:

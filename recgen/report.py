@@ -29,6 +29,8 @@ _TEMPLATE = """<!doctype html>
  .label{font-size:.8rem;color:#666;margin:.4rem 0 .2rem} .note{color:#666;font-size:.85rem}
  .card img.pv{height:72px;width:72px;image-rendering:pixelated} .blurb{font-style:italic;color:#333;margin:.2rem 0}
  .card{width:170px}
+ .sheet figure{margin:0;width:180px;font-size:.8rem} .sheet img{width:160px;height:160px;border:1px solid #ddd;border-radius:4px}
+ .sheet .blurb{max-width:760px}
 </style></head><body>
 <h1>{{ title }}</h1><p class="sub">{{ subtitle }}</p>
 {% for section in tables %}
@@ -37,6 +39,22 @@ _TEMPLATE = """<!doctype html>
 {% for r in section.rows %}<tr>{% for v in r %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% endfor %}
 {% for p in plots %}<div style="display:inline-block;margin:0 1rem 1rem 0;vertical-align:top"><h3>{{ p.title }}</h3>{{ p.svg }}</div>{% endfor %}
+{% if sheets %}<h2>Generated previews: what each user sees</h2>
+<p class="note">For a recommended item: its real photo, the neutral preview (any user), this user's preview and the
+preview for the user whose taste is least like theirs. The product's own pixels are kept; the backdrop comes from the
+user's taste and the card shows an item from their own history. Below each, the two users' blurbs.</p>
+{% for s in sheets %}<div class="sheet"><h3>{{ s.title }} <span class="note">({{ s.item_id }}) for {{ s.user_id }} vs {{ s.other }}</span></h3>
+<div class="row">{% for label, src, cap in s.cells %}<figure><img src="{{ src }}" alt="{{ label }}"><figcaption>{{ label }}{% if cap %}<br><span class="note">{{ cap }}</span>{% endif %}</figcaption></figure>{% endfor %}</div>
+{% for u, b in s.blurbs %}<p class="blurb"><b>{{ u }}:</b> {{ b }}</p>{% endfor %}</div>{% endfor %}{% endif %}
+{% if text_only %}<h2>Items without a photo: generated from their text</h2>
+<p class="note">These items' photos were hidden from the generators. Each preview is generated from the item's text
+(an exemplar retrieved by shape and pattern, recoloured by the editor) and is marked "generated"; the real photo is
+shown only here, for comparison.</p>
+<div class="row">{% for t in text_only %}<div class="card"><div class="t" title="{{ t.title }}">{{ t.title }}</div>
+<div class="label">real photo (hidden)</div><img src="{{ t.real }}" alt="real photo of {{ t.title }}">
+<div class="label">generated (neutral)</div><img src="{{ t.neutral }}" alt="generated preview of {{ t.title }}">
+{% if t.user_id %}<div class="label">generated for {{ t.user_id }}</div><img src="{{ t.personal }}" alt="generated preview for {{ t.user_id }}">{% endif %}
+</div>{% endfor %}</div>{% endif %}
 {% if users %}<h2>Users</h2><p class="note">{{ users_note }}</p>{% endif %}
 {% for u in users %}
 <div class="user"><h3>{{ u.user_id }}</h3>{% if u.note %}<p class="note">{{ u.note }}</p>{% endif %}
@@ -73,7 +91,8 @@ _USERS_NOTE = ("History: the user's most recent items (newest first). Recommenda
 
 def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequence[Mapping[str, Any]],
                  users: Sequence[Mapping[str, Any]], plots: Sequence[Mapping[str, str]] | None = None,
-                 users_note: str = _USERS_NOTE) -> Path:
+                 users_note: str = _USERS_NOTE, sheets: Sequence[Mapping[str, Any]] = (),
+                 text_only: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Render the report and write it atomically.
 
     Parameters
@@ -81,6 +100,11 @@ def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequenc
     tables : sequence of {"title", "columns", "rows", "note"?}
     users : sequence of {"user_id", "note"?, "history": [card], "recs": [card]};
         a card is {"item_id", "title", "img" (data URI or None), "features": [(name, value)], "hit"?}
+    sheets : sequence of {"user_id", "other", "item_id", "title", "cells": [(label, data URI, caption)],
+        "blurbs": [(user, text)]}
+        Contact sheets of generated previews (real photo, neutral, this user, a contrasting user).
+    text_only : sequence of {"item_id", "title", "real", "neutral", "personal", "user_id"}
+        Previews generated without the item's photo, beside the hidden photo.
     """
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     card_t = env.from_string(_CARD)
@@ -90,7 +114,8 @@ def write_report(path: str | Path, *, title: str, subtitle: str, tables: Sequenc
         title=title, subtitle=subtitle,
         plots=[{"title": p["title"], "svg": jinja2.utils.markupsafe.Markup(p["svg"])} for p in (plots or [])],
         tables=[{"note": "", **t} for t in tables],
-        users=[{"note": "", **u} for u in users], users_note=users_note,
+        users=[{"note": "", **u} for u in users], users_note=users_note, sheets=list(sheets),
+        text_only=list(text_only),
     )
     path = Path(path)
     atomic_write_bytes(path, page.encode("utf-8"))

@@ -23,7 +23,8 @@ from recgen.generators.base import PROTOCOLS  # noqa: E402
 
 #: tiny settings, applied to every generator whose config has the field (2 epochs, 32 px, ...)
 TINY = {"epochs": 2, "image_size": 32, "base_channels": 8, "latent_dim": 8, "cond_hidden": 16, "pairs_per_item": 1,
-        "d_model": 16, "n_heads": 2, "n_layers": 1, "max_len": 12, "min_freq": 1, "device": "cpu"}
+        "d_model": 16, "n_heads": 2, "n_layers": 1, "max_len": 12, "min_freq": 1, "device": "cpu",
+        "mood_epochs": 2, "editor_epochs": 1}
 OUTPUTS = {"preview": PreviewOutput, "blurb": BlurbOutput}
 NAMES = sorted(REGISTRY)
 

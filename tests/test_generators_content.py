@@ -8,7 +8,8 @@ from recgen import Recgen
 from recgen.catalog import CatalogData
 from recgen.errors import NotFittedError, UnknownIdError
 from recgen.generators import (
-    BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, ContentGenerator, GenerationCache, GenerationConfig, config_class,
+    BLURB_GENERATORS, IMAGE_GENERATORS, REGISTRY, ContentGenerator, GenerationCache, GenerationConfig, GenerationContext,
+    config_class,
     generator_class, make_generator,
 )
 from recgen.generators.base import PROTOCOLS
@@ -29,9 +30,10 @@ def gen(model, sample):
 
 
 def test_registry_names_and_configs():
-    assert set(REGISTRY) == {"cvae", "cgan", "grounded", "peter"}
+    assert set(REGISTRY) == {"studio", "cvae", "cgan", "grounded", "peter"}
     # the name lists are derived from the one table, by kind
-    assert IMAGE_GENERATORS == ("cvae", "cgan") and BLURB_GENERATORS == ("grounded", "peter")
+    assert IMAGE_GENERATORS == ("studio", "cvae", "cgan") and BLURB_GENERATORS == ("grounded", "peter")
+    assert GenerationConfig().image_generator == "studio"  # the default keeps the product photo
     for name, spec in REGISTRY.items():
         assert generator_class(name) is spec.cls and spec.cls.kind == spec.kind and spec.kind in PROTOCOLS
         assert config_class(name) is spec.config and isinstance(make_generator(name).config, spec.config)
@@ -64,13 +66,15 @@ def test_generate_shapes_determinism_and_grounding(gen, model, sample):
     assert np.array_equal(a.images, b.images) and a.blurbs == b.blurbs
     c = gen.generate(users, items, seed=2)
     assert not np.array_equal(a.images, c.images)
-    desc = dict(zip(sample.items["item_id"], sample.items["description"]))
-    revs = sample.reviews.groupby("item_id")["text"].agg(" ".join)
-    for item, blurb, src in zip(items, a.blurbs, a.sources):
-        own = desc[item] + " " + revs.get(item, "")
-        assert src and all(s == "description" or s.startswith("review") for s in src)
-        for sentence in blurb.replace("! ", ". ").split(". "):
-            assert sentence.strip(" .!").lower() in own.lower()
+    from recgen.evaluation.content import blurb_evidence
+    from recgen.evaluation.generation import faithfulness
+    from recgen.generators.grounded import TEMPLATE_WORDS, anchor_of
+
+    hist = GenerationContext(model).user_histories(users)
+    cited = [blurb_evidence(sample.items, sample.reviews, i, s) for i, s in zip(items, a.sources)]
+    assert faithfulness(a.blurbs, cited, connectives=TEMPLATE_WORDS)["mean"] == 1.0
+    assert all(s and (anchor_of(s) is None or anchor_of(s) in h) for s, h in zip(a.sources, hist))
+    assert a.anchors == [anchor_of(s) for s in a.sources]  # the output names the blurb's history item
 
 
 def test_cache_hits_and_invalidation(gen, model, sample, sample_store, tmp_path):

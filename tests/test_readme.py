@@ -145,6 +145,6 @@ def test_readme_examples_run(tmp_path):
     assert (work / "shop" / "model" / "manifest.json").is_file()
     assert (work / "shop" / "generators" / "manifest.json").is_file()
     assert (work / "enriched.parquet").is_file()
-    assert "(2, 64, 64, 3)" in outputs                      # the generator block's preview shape
+    assert "(2, 128, 128, 3)" in outputs                    # the generator block's preview shape
     assert '"recgen_sim_fused"' in outputs                  # the HTTP example's JSON answer
     assert "DR:" in outputs                                 # the off-policy estimate prints itself

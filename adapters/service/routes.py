@@ -274,7 +274,9 @@ def _preview(request: Request, user: Optional[str], item_id: str) -> Response:
         png = served.enricher.preview_png(user, item_id)
         cache.put(key, png)
         request.app.state.metrics.previews.inc()
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    generated = b"recgen:generated\x00true" in png[:4096]  # the tEXt chunk Enricher.preview_png writes
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600",
+                                                          "X-Recgen-Generated": "true" if generated else "false"})
 
 
 #: In the order of the published schema.

@@ -206,12 +206,13 @@ def _generate_examples(model, catalog, history: pd.DataFrame, lists, users, epoc
     """Train preview + blurb generators on the training interactions; generate for the example cards."""
     from recgen.catalog import CatalogData
     from recgen.generators import ContentGenerator, GenerationConfig
+    from recgen.generators.registry import quick_overrides
     from recgen.report import array_data_uri
 
     part = CatalogData(items=catalog.items, reviews=_reviews_known_by(catalog.reviews, history),
                        interactions=history, name=catalog.name)
-    gen = ContentGenerator(GenerationConfig(image_generator="cvae", blurb_generator="grounded",
-                                            image_overrides={"epochs": epochs, "pairs_per_item": 2}, seed=seed)
+    gen = ContentGenerator(GenerationConfig(image_generator="studio", blurb_generator="grounded",
+                                            image_overrides=quick_overrides("studio", epochs), seed=seed)
                            ).fit(model, part)
     pairs = sorted({(u, i) for u in users for ranked in lists.values() for i in ranked.get(u, [])[:5]})
     if not pairs:

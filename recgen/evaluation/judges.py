@@ -163,6 +163,15 @@ class AttributeJudge:
         Attribute keys to judge (e.g. ``("category", "colour", "pattern")``).
     size : int
         Images are described at this size (:func:`independent_features`).
+    reframed : int
+        Extra copies of each photo, each shrunk (to 60-100 % of its side) and moved on a canvas
+        of its border colour: a product is the same product wherever a page puts it, so the
+        judge must read it at any framing. 0 keeps only the photos and their mirrors.
+    distractors : int
+        Extra copies of each photo with another, smaller real photo (20-35 % of the side)
+        pasted in a random corner, labelled with the main photo's values: a judge of the *main*
+        product on a page that shows something else beside it. 0 (the default) is the strict
+        judge, which has only ever seen one product per picture.
     seed : int
 
     Attributes
@@ -175,6 +184,8 @@ class AttributeJudge:
 
     attributes: Sequence[str]
     size: int = 64
+    reframed: int = 2
+    distractors: int = 0
     seed: int = 0
     classes_: dict[str, list[str]] = field(default_factory=dict)
     cv_accuracy_: dict[str, float] = field(default_factory=dict)
@@ -189,15 +200,16 @@ class AttributeJudge:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        x = self._augment(_as_arrays(images, self.size))
+        real = _as_arrays(images, self.size)
+        n_real = len(real)
+        x = self._augment(real)
         feats = self._features(x)
-        n_real = len(feats) // 2
         self._models = {}
         for attr in self.attributes:
             y = np.asarray([str(v) for v in labels[attr]], dtype=object)
             if len(y) != n_real:
                 raise ValueError(f"labels[{attr!r}] has {len(y)} values for {n_real} images")
-            yy = np.concatenate([y, y])
+            yy = np.concatenate([y] * (len(feats) // n_real))
             model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000))
             folds = min(5, int(min(np.unique(y, return_counts=True)[1])))
             if folds >= 2:  # on the real photos only: the flipped copies would leak across folds
@@ -208,10 +220,35 @@ class AttributeJudge:
             self.classes_[attr] = sorted(set(y))
         return self
 
-    @staticmethod
-    def _augment(x: np.ndarray) -> np.ndarray:
-        """The photos plus their mirror images (the only augmentation: it changes no attribute)."""
-        return np.concatenate([x, x[:, :, ::-1]])
+    def _augment(self, x: np.ndarray) -> np.ndarray:
+        """The photos, their mirror images and ``reframed`` shrunk-and-moved copies (none changes an attribute)."""
+        from PIL import Image
+
+        rng = np.random.default_rng(self.seed)
+        out = [x, x[:, :, ::-1]]
+        s = x.shape[1]
+        for _ in range(self.reframed):
+            copies = np.empty_like(x)
+            for j, im in enumerate(x):
+                side = max(8, int(round(s * rng.uniform(0.6, 1.0))))
+                border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
+                canvas = np.empty_like(im)
+                canvas[:] = np.median(border, 0).astype(np.uint8)
+                y0, x0 = rng.integers(0, s - side + 1, size=2)
+                canvas[y0:y0 + side, x0:x0 + side] = np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR))
+                copies[j] = canvas
+            out.append(copies)
+        for _ in range(self.distractors):
+            copies = x.copy()
+            for j in range(len(x)):
+                other = x[(j + 1 + rng.integers(0, len(x) - 1)) % len(x)] if len(x) > 1 else x[j]
+                side = max(4, int(round(s * rng.uniform(0.2, 0.35))))
+                y0 = 0 if rng.random() < 0.5 else s - side
+                x0 = 0 if rng.random() < 0.5 else s - side
+                copies[j, y0:y0 + side, x0:x0 + side] = np.asarray(Image.fromarray(other).resize((side, side),
+                                                                                               Image.BILINEAR))
+            out.append(copies)
+        return np.concatenate(out)
 
     def predict(self, images: Any) -> dict[str, np.ndarray]:
         feats = self._features(_as_arrays(images, self.size))

@@ -43,11 +43,19 @@ class PreviewOutput:
         RGB previews, one per requested (user, item) pair, in request order.
     user_ids, item_ids : list of str
         The pairs, in the same order (``""`` for the neutral user).
+    anchors : list of (str or None)
+        For generators that show an item of the user's history beside the product (``studio``):
+        that item's id per row, None where none is shown; empty for the others.
+    generated : list of bool
+        Whether each preview was made without the item's own photo (it must then be shown
+        marked as generated); empty for generators where every preview is generated.
     """
 
     images: np.ndarray
     user_ids: list[str] = field(default_factory=list)
     item_ids: list[str] = field(default_factory=list)
+    anchors: list[str | None] = field(default_factory=list)
+    generated: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -133,12 +141,18 @@ class BlurbGenerator(Protocol):
 PROTOCOLS: dict[str, type] = {"preview": PreviewGenerator, "blurb": BlurbGenerator}
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode one uint8 (H, W, 3) RGB image as PNG bytes."""
+def png_bytes(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode one uint8 (H, W, 3) RGB image as PNG bytes, with optional ``tEXt`` chunks (``text``)."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
+    info = None
+    if text:
+        info = PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+    Image.fromarray(image).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

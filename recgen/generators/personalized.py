@@ -42,8 +42,10 @@ class GenerationConfig:
 
     Attributes
     ----------
-    image_generator : {"cvae", "cgan"} or None
-        A preview generator of the registry; None skips previews.
+    image_generator : {"studio", "cvae", "cgan"} or None
+        A preview generator of the registry; None skips previews. ``studio`` (the default)
+        keeps the product photo and presents it for the user (and edits a retrieved exemplar
+        for items without a photo); ``cvae`` / ``cgan`` draw every preview from vectors.
     blurb_generator : {"grounded", "peter"} or None
         A blurb generator of the registry; None skips blurbs.
     image_overrides, blurb_overrides : dict
@@ -54,7 +56,7 @@ class GenerationConfig:
         Passed to each generator whose config has a ``seed`` (unless its overrides set one).
     """
 
-    image_generator: str | None = "cvae"
+    image_generator: str | None = "studio"
     blurb_generator: str | None = "grounded"
     image_overrides: dict[str, Any] = field(default_factory=dict)
     blurb_overrides: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +85,12 @@ class GenerationOutput:
         Provenance of each blurb sentence (grounded generator), else empty lists.
     from_cache : ndarray of bool, shape (n,)
         Which pairs were served from the cache (both parts).
+    anchors : list of (str or None)
+        The user's history item each row shows or names ("goes with what you have"), None
+        where there is none (no history, neutral user, or generators that never name one).
+    generated : list of bool
+        Whether each preview was made without the item's own photo: show it marked as
+        generated. Empty when previews are off.
     """
 
     user_ids: list[str]
@@ -91,6 +99,8 @@ class GenerationOutput:
     blurbs: list[str] | None
     sources: list[list[str]]
     from_cache: np.ndarray
+    anchors: list[str | None] = field(default_factory=list)
+    generated: list[bool] = field(default_factory=list)
 
 
 class GenerationCache:
@@ -155,21 +165,38 @@ class _Part:
     decode: Callable[[bytes], Any]  # cache payload -> value
 
 
-def _blurb_payload(value: tuple[str, list[str]]) -> bytes:
-    return json.dumps({"text": value[0], "sources": value[1]}).encode()
+def _blurb_payload(value: tuple[str, list[str], str | None]) -> bytes:
+    return json.dumps({"text": value[0], "sources": value[1], "anchor": value[2]}).encode()
 
 
-def _blurb_value(payload: bytes) -> tuple[str, list[str]]:
+def _blurb_value(payload: bytes) -> tuple[str, list[str], str | None]:
     d = json.loads(payload.decode())
-    return d["text"], d["sources"]
+    return d["text"], d["sources"], d.get("anchor")
 
 
+def _preview_payload(value: tuple[np.ndarray, str | None, bool]) -> bytes:
+    head = json.dumps({"anchor": value[1], "generated": bool(value[2])}).encode()
+    return len(head).to_bytes(4, "big") + head + png_bytes(value[0])
+
+
+def _preview_value(payload: bytes) -> tuple[np.ndarray, str | None, bool]:
+    n = int.from_bytes(payload[:4], "big")
+    head = json.loads(payload[4:4 + n].decode())
+    return png_array(payload[4 + n:]), head["anchor"], bool(head["generated"])
+
+
+def _row(values: list, j: int, default: Any = None) -> Any:
+    return values[j] if values else default
+
+
+# blurbs first: the preview shows the history item the blurb names
 _PARTS = (
-    _Part("preview", "image_gen", "image_generator", "image_overrides", "image", "img",
-          take=lambda out, j: out.images[j], encode=png_bytes, decode=png_array),
     _Part("blurb", "blurb_gen", "blurb_generator", "blurb_overrides", "blurb", "txt",
-          take=lambda out, j: (out.texts[j], out.sources[j] if out.sources else []),
+          take=lambda out, j: (out.texts[j], out.sources[j] if out.sources else [], _row(out.anchors, j)),
           encode=_blurb_payload, decode=_blurb_value),
+    _Part("preview", "image_gen", "image_generator", "image_overrides", "image", "img",
+          take=lambda out, j: (out.images[j], _row(out.anchors, j), bool(_row(out.generated, j, True))),
+          encode=_preview_payload, decode=_preview_value),
 )
 # GenerationConfig fields that moved into the preview generator's config: saves of older
 # recgen versions still carry them in the generation settings
@@ -179,6 +206,13 @@ _MOVED_TO_PREVIEW = ("pairs_per_item", "cond_dropout", "user_guidance")
 def _make(name: str, overrides: dict[str, Any], seed: int):
     has_seed = "seed" in {f.name for f in fields(config_class(name))}
     return make_generator(name, **{**({"seed": seed} if has_seed else {}), **overrides})
+
+
+def _takes_anchors(gen) -> bool:
+    """Whether a preview generator's ``generate`` accepts ``anchors`` (shows a named history item)."""
+    import inspect
+
+    return "anchors" in inspect.signature(gen.generate).parameters
 
 
 def _settings_digest(gen) -> str:
@@ -252,13 +286,15 @@ class ContentGenerator:
             raise NotFittedError("ContentGenerator is not fitted: call fit(model, catalog) or load() first")
 
     def _keys(self, part: _Part, gen, item_ids: Sequence[str], rows: np.ndarray, user_vecs: np.ndarray,
-              seed: int) -> list[str]:
+              seed: int, anchors: Sequence[str | None] | None = None) -> list[str]:
         v = self.model.items.vectors
         settings = _settings_digest(gen)
         keys = []
-        for item_id, r, u in zip(item_ids, rows, user_vecs):
-            # v3: the generator's settings digest replaced the preview guidance of v2
-            h = hashlib.sha256(f"v3|{part.cache_kind}|{self.version}|{seed}|{settings}|{item_id}|".encode())
+        for j, (item_id, r, u) in enumerate(zip(item_ids, rows, user_vecs)):
+            # v4: payloads carry the anchor (and the preview's generated flag); the preview's
+            # key has the anchor it was asked to show
+            anchor = anchors[j] if anchors is not None else None
+            h = hashlib.sha256(f"v4|{part.cache_kind}|{self.version}|{seed}|{settings}|{item_id}|{anchor}|".encode())
             for m in (*SOURCE_MODALITIES, FUSED):
                 h.update(v[m][r].tobytes())
             h.update(u.tobytes())
@@ -304,37 +340,48 @@ class ContentGenerator:
         n = len(item_ids)
         values: dict[str, list[Any]] = {}
         hits = np.ones(n, dtype=bool)
-        for part, wanted in zip(_PARTS, (images, blurbs)):
+        named: list[str | None] | None = None  # the history items the blurbs name
+        for part, wanted in zip(_PARTS, (blurbs, images)):
             if not wanted:
                 continue
             gen = getattr(self, part.attr)
             if gen is None:
                 raise NotFittedError(f"no {part.kind} generator was trained (config.{part.name_field} is None)")
-            keys = self._keys(part, gen, item_ids, rows, uvecs, seed)
+            pass_anchors = part.kind == "preview" and named is not None and _takes_anchors(gen)
+            keys = self._keys(part, gen, item_ids, rows, uvecs, seed, named if pass_anchors else None)
             found = cache.get_many(keys) if cache is not None else {}
             got: list[Any] = [part.decode(found[k]) if k in found else None for k in keys]
             hit = np.array([k in found for k in keys], dtype=bool)
             todo = np.flatnonzero(~hit)
             if len(todo):
-                fresh = gen.generate(context, [item_ids[i] for i in todo], [user_ids[i] for i in todo], seed=seed)
+                extra = {"anchors": [named[i] for i in todo]} if pass_anchors else {}
+                fresh = gen.generate(context, [item_ids[i] for i in todo], [user_ids[i] for i in todo], seed=seed,
+                                     **extra)
                 for j, i in enumerate(todo):
                     got[i] = part.take(fresh, j)
                 if cache is not None:
                     cache.put_many(part.cache_kind, {keys[i]: part.encode(got[i]) for i in todo})
             values[part.kind] = got
             hits &= hit
+            if part.kind == "blurb":
+                named = [a for _, _, a in got]
         out_images = out_blurbs = None
         sources: list[list[str]] = [[] for _ in range(n)]
+        anchors: list[str | None] = list(named) if named is not None else [None] * n
+        generated: list[bool] = []
         if "preview" in values:
             size = self.image_gen.config.image_size
             out_images = np.zeros((n, size, size, 3), dtype=np.uint8)
-            for i, image in enumerate(values["preview"]):
+            for i, (image, anchor, gen_flag) in enumerate(values["preview"]):
                 out_images[i] = image
+                anchors[i] = anchor if anchor is not None else anchors[i]
+                generated.append(gen_flag)
         if "blurb" in values:
-            out_blurbs = [text for text, _ in values["blurb"]]
-            sources = [list(src) for _, src in values["blurb"]]
+            out_blurbs = [text for text, _, _ in values["blurb"]]
+            sources = [list(src) for _, src, _ in values["blurb"]]
         return GenerationOutput(user_ids=[str(u) if u is not None else "" for u in user_ids], item_ids=item_ids,
-                                images=out_images, blurbs=out_blurbs, sources=sources, from_cache=hits)
+                                images=out_images, blurbs=out_blurbs, sources=sources, from_cache=hits,
+                                anchors=anchors, generated=generated)
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:

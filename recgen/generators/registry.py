@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from recgen.generators.cvae import CVAEConfig, CVAEGenerator
 from recgen.generators.grounded import GroundedBlurbConfig, GroundedBlurbGenerator
 from recgen.generators.peter import PeterBlurbGenerator, PeterConfig
+from recgen.generators.studio import StudioConfig, StudioGenerator
 
 KINDS = ("preview", "blurb")
 
@@ -55,6 +56,9 @@ class GeneratorSpec:
 
 
 REGISTRY: Mapping[str, GeneratorSpec] = MappingProxyType({
+    "studio": GeneratorSpec("preview", StudioGenerator, StudioConfig, {},
+                            "previews that keep the product photo and present it for the user; "
+                            "text-only items edited from a retrieved exemplar (cGAN)"),
     "cvae": GeneratorSpec("preview", CVAEGenerator, CVAEConfig, {"adversarial_weight": 0.0},
                           "preview images (conditional VAE)"),
     "cgan": GeneratorSpec("preview", CVAEGenerator, CVAEConfig, {"adversarial_weight": 0.05},
@@ -130,3 +134,18 @@ def make_generator(name: str, config: Any | None = None, **overrides: Any):
     if overrides:
         cfg = replace(cfg, **overrides)
     return s.cls(cfg)
+
+
+def quick_overrides(name: str, epochs: int) -> dict[str, Any]:
+    """Config overrides for a short training of preview generator ``name`` (demos, report examples).
+
+    ``epochs`` goes to the generator's main training loop: the studio's text-to-image editor
+    (``editor_epochs``; the rest of its training is short anyway), the CVAE's ``epochs`` (with
+    two user pairs per item).
+    """
+    own = {f.name for f in fields(config_class(name))}
+    if "editor_epochs" in own:
+        return {"editor_epochs": int(epochs)}
+    if "epochs" in own:
+        return {"epochs": int(epochs), **({"pairs_per_item": 2} if "pairs_per_item" in own else {})}
+    return {}
