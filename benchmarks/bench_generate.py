@@ -89,7 +89,11 @@ def previews(args) -> None:
                                         user_id=catalog.interactions["user_id"].astype(str)).sort_values("timestamp")
     first_user = inter.groupby("item_id")["user_id"].first()
     hist = inter.groupby("user_id")["item_id"].agg(list)
-    users = [first_user.get(i) for i in test_ids]
+    # a user who interacted with the item; items nobody interacted with (cold start) get a
+    # random user who has a history, so every pair is a personal one
+    pool = sorted(set(inter["user_id"]))
+    pick = np.random.default_rng(args.seed + 1)
+    users = [first_user.get(i) or str(pool[pick.integers(len(pool))]) for i in test_ids]
     contrast = _contrasting(model, [u for u in users if u])
     others = [contrast.get(u) if u else None for u in users]
     rows_t = [row_of[i] for i in test_ids]

@@ -34,7 +34,11 @@ FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
 def fuzz_app(saved_workdir):
     # a small candidate cap keeps generated batches cheap; the limit itself is part of the contract
     cfg = ServiceConfig(api_keys=(KEY,), max_candidates=64, max_body_bytes=256 * 1024)
-    return create_app(Enricher.load(saved_workdir), cfg)
+    enricher = Enricher.load(saved_workdir)
+    # load the text encoder now: the first text /search would otherwise load it inside
+    # schemathesis' 10 s read timeout, which a busy 2-core machine can exceed
+    enricher.model.space.encode_text(["warm-up"])
+    return create_app(enricher, cfg)
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,10 @@ class StudioConfig:
         default so the product stays the subject.
     mood_epochs, mood_latent : int
         Training epochs and latent width of the mood cVAE.
+    mood_beta : float
+        Weight of its KL term. A small weight lets the latent carry the whole mood and the
+        decoder ignore the taste (every user then gets the same backdrops); 1.0 keeps what the
+        taste predicts in the condition.
     moods_per_user : int
         History items per user the mood cVAE trains on.
     editor : bool
@@ -114,9 +118,10 @@ class StudioConfig:
     personal_scale: float = 0.82
     inset_scale: float = 0.32
     inset: bool = True
-    mood_strength: float = 0.25
+    mood_strength: float = 0.4
     mood_epochs: int = 80
     mood_latent: int = 4
+    mood_beta: float = 1.0
     moods_per_user: int = 4
     editor: bool = True
     editor_epochs: int = 30
@@ -471,7 +476,7 @@ class StudioGenerator:
                 b = order[s:s + cfg.batch_size]
                 rec, mu, logvar = net(x[b], c[b])
                 kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
-                loss = (rec - x[b]).pow(2).sum((1, 2, 3)).mean() + 0.05 * kl
+                loss = (rec - x[b]).pow(2).sum((1, 2, 3)).mean() + cfg.mood_beta * kl
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
