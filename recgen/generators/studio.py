@@ -231,29 +231,44 @@ def _scaled(rgb: np.ndarray, alpha: np.ndarray, side: int) -> tuple[np.ndarray, 
     return np.asarray(im), np.clip(np.asarray(am), 0.0, 1.0)
 
 
+def _sized(rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A product scaled to ``side``: (rgb float, alpha (side, side, 1), shade (side, side, 1)), ready to composite."""
+    rgb, alpha = _scaled(rgb, alpha, side)
+    return rgb.astype(np.float32), alpha[..., None].astype(np.float32), _shade(rgb, bg)[..., None]
+
+
 def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int, x0: int,
            y0: int) -> None:
     """Composite one product (scaled to ``side``) onto ``canvas`` (float 0..255) at ``(x0, y0)``, in place."""
-    rgb, alpha = _scaled(rgb, alpha, side)
-    shade = _shade(rgb, bg)
+    _paste_sized(canvas, _sized(rgb, alpha, bg, side), x0, y0)
+
+
+def _paste_sized(canvas: np.ndarray, sized: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int) -> None:
+    """Composite a product from :func:`_sized` onto ``canvas`` at ``(x0, y0)``, in place."""
+    rgb, alpha, shade = sized
+    side = rgb.shape[0]
     s = canvas.shape[0]
     ys, xs = slice(max(y0, 0), min(y0 + side, s)), slice(max(x0, 0), min(x0 + side, s))
     sub = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-    a = alpha[sub][..., None]
+    a = alpha[sub]
     region = canvas[ys, xs]
-    canvas[ys, xs] = a * rgb[sub] + (1 - a) * region * shade[sub][..., None]
+    canvas[ys, xs] = a * rgb[sub] + (1 - a) * region * shade[sub]
 
 
-def _card(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int, x0: int,
+def _card_pad(side: int) -> int:
+    return max(2, side // 14)
+
+
+def _card(canvas: np.ndarray, sized: tuple[np.ndarray, np.ndarray, np.ndarray], side: int, x0: int,
           y0: int) -> None:
-    """A white card with a thin frame holding a history item, in place."""
+    """A white card with a thin frame holding a history item (sized to ``side - 2 * _card_pad(side)``), in place."""
     s = canvas.shape[0]
     x1, y1 = min(x0 + side, s), min(y0 + side, s)
     canvas[y0:y1, x0:x1] = 252.0
     canvas[y0:y1, [x0, x1 - 1]] = 180.0
     canvas[[y0, y1 - 1], x0:x1] = 180.0
-    pad = max(2, side // 14)
-    _paste(canvas, rgb, alpha, bg, side - 2 * pad, x0 + pad, y0 + pad)
+    pad = _card_pad(side)
+    _paste_sized(canvas, sized, x0 + pad, y0 + pad)
 
 
 def _tag(canvas: np.ndarray, text: str = "generated") -> None:
@@ -292,6 +307,7 @@ class StudioGenerator:
         self._nets: dict[str, Any] = {}
         self.history: dict[str, list[float]] = {}
         self.dim = 0
+        self._sized_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ helpers
     def _check(self) -> None:
@@ -424,6 +440,7 @@ class StudioGenerator:
                 raise ValueError(f"item {i}: {exc}") from exc
         photos = [f[0] for f in fitted]
         lib = self._lib
+        self._sized_cache.clear()
         grey = _grey_features(context, photos)
         new = {"photo": np.stack(photos), "alpha": np.stack([np.clip(f[1] * 255, 0, 255).round() for f in fitted])
                .astype(np.uint8), "bg": np.stack([f[2] for f in fitted]),
@@ -563,16 +580,18 @@ class StudioGenerator:
     def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """Backdrops, float (n, S, S, 3) in 0..255, one per row (its own seed)."""
         import torch
-        import torch.nn.functional as F
 
         cfg = self.config
         net = self._nets["mood"]
-        z = np.stack([np.random.default_rng(int(s)).standard_normal(cfg.mood_latent) for s in seeds]) * 0.5
+        z = _row_normals(seeds, cfg.mood_latent) * 0.5
         with torch.no_grad():
-            m = net.decode(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(user_vecs))
-            m = F.interpolate(m, size=(cfg.image_size, cfg.image_size), mode="bilinear", align_corners=True)
-        m = m.permute(0, 2, 3, 1).numpy()
-        return (1.0 - cfg.mood_strength * (1.0 - m)) * 255.0
+            m = net.decode(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(user_vecs)).numpy()
+        # bilinear upsampling (corners aligned) as two small matrix products: (n, 3, G, G) -> (n, S, S, 3)
+        g, size = m.shape[-1], cfg.image_size
+        pos = np.linspace(0, g - 1, size, dtype=np.float32)
+        w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float32)[None, :]))
+        up = np.einsum("yk,nckl,xl->nyxc", w, m, w, optimize=True)
+        return (1.0 - cfg.mood_strength * (1.0 - up)) * 255.0
 
     def _editor_cond(self, target_text, exemplar_rows, palettes):
         """The editor's condition: target text, exemplar text, the palette the target's text predicts
@@ -605,6 +624,19 @@ class StudioGenerator:
             border = np.concatenate([rgb[j, 0], rgb[j, -1], rgb[j, :, 0], rgb[j, :, -1]]).astype(np.float32)
             res.append((rgb[j], alpha[j], np.median(border, 0)))
         return res, ex
+
+    def _sized(self, row: int, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Library photo ``row`` scaled to ``side``, ready to composite; cached (resizing is most of the cost)."""
+        key = (row, side)
+        hit = self._sized_cache.get(key)
+        if hit is None:
+            if len(self._sized_cache) >= 4096:
+                self._sized_cache.clear()
+            lib = self._lib
+            hit = _sized(lib.photo[row].numpy(), lib.alpha[row].numpy().astype(np.float32) / 255.0,
+                         lib.bg[row].numpy(), side)
+            self._sized_cache[key] = hit
+        return hit
 
     def _anchor(self, item_row: int | None, item_vec: np.ndarray, history: list[str]) -> int | None:
         """Library row of the history item to show beside the product (most similar look), or None."""
@@ -678,16 +710,6 @@ class StudioGenerator:
             edited, _ = self._edited(tv, [item_ids[j] for j in gen_idx])
             for j, p in zip(gen_idx, edited):
                 products[j] = p
-        lib = self._lib
-        photo, alpha8, bg = lib.photo.numpy(), lib.alpha.numpy(), lib.bg.numpy()
-
-        def alpha(r: int) -> np.ndarray:
-            return alpha8[r].astype(np.float32) / 255.0
-
-        for j, i in enumerate(item_ids):
-            if products[j] is None:
-                r = self._row[i]
-                products[j] = (photo[r], alpha(r), bg[r])
         histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)]) if cfg.inset \
             else [[] for _ in item_ids]
         fused = context.item_vectors(rows, "image")
@@ -700,18 +722,17 @@ class StudioGenerator:
                     a = self._row[str(want)]
                 else:
                     a = self._anchor(self._row.get(i), fused[j], histories[j])
-            rgb, al, b = products[j]
             canvas = canvases[j]
+            side = round((cfg.product_scale if a is None else cfg.personal_scale) * s)
+            product = self._sized(self._row[i], side) if products[j] is None else _sized(*products[j], side)
             if a is None:
-                side = round(cfg.product_scale * s)
-                _paste(canvas, rgb, al, b, side, (s - side) // 2, (s - side) // 2)
+                _paste_sized(canvas, product, (s - side) // 2, (s - side) // 2)
                 shown.append(None)
             else:
-                side = round(cfg.personal_scale * s)
                 margin = round(0.02 * s)
-                _paste(canvas, rgb, al, b, side, margin, margin)
+                _paste_sized(canvas, product, margin, margin)
                 card = round(cfg.inset_scale * s)
-                _card(canvas, photo[a], alpha(a), bg[a], card, s - card - margin, s - card - margin)
+                _card(canvas, self._sized(a, card - 2 * _card_pad(card)), card, s - card - margin, s - card - margin)
                 shown.append(self.ids[a])
             if generated[j] and cfg.mark_generated:
                 _tag(canvas)
@@ -795,6 +816,26 @@ def _structure(context: GenerationContext, photos: list[np.ndarray], text: np.nd
     """
     feats = _grey_features(context, photos)
     return feats, _ridge(text, feats, alpha)
+
+
+def _row_normals(seeds: np.ndarray, k: int) -> np.ndarray:
+    """Standard normal draws, (n, k) float32, row ``i`` a function of ``seeds[i]`` only (splitmix64 + Box-Muller).
+
+    A vectorized counter-based generator: one numpy Generator per row cost more than the rest
+    of a preview.
+    """
+    m = 2 * ((k + 1) // 2)
+    x = (np.asarray(seeds, dtype=np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+         + np.arange(1, m + 1, dtype=np.uint64)[None, :] * np.uint64(0xBF58476D1CE4E5B9))
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    u = ((x >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)  # in (0, 1)
+    u1, u2 = u[:, 0::2], u[:, 1::2]
+    r = np.sqrt(-2.0 * np.log(u1))
+    z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=1)[:, :k]
+    return z.astype(np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
