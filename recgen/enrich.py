@@ -231,16 +231,17 @@ class Enricher:
         blurb_col = np.full(len(out), None, dtype=object)
         prev_col = np.full(len(out), None, dtype=object)
         if len(uniq):
-            with self._gen_lock:
+            with self._gen_lock:  # previews come with their blurbs (cached): they show the item the blurb names
                 res = self.generator.generate(gen_users, list(uniq["i"]), seed=self.seed, images=previews,
-                                              blurbs=blurbs, cache=self.generation_cache)
+                                              blurbs=blurbs or (previews and self.has_blurbs),
+                                              cache=self.generation_cache)
             # map each candidate row to its unique pair
             pos = pd.MultiIndex.from_frame(uniq).get_indexer(pd.MultiIndex.from_frame(pairs))
             rows = np.flatnonzero(known_item)
             if blurbs:
                 blurb_col[rows] = np.asarray(res.blurbs, dtype=object)[pos]
             if previews:
-                refs = [self._preview_ref(gen_users[j], uniq["i"][j], res.images[j], preview_format)
+                refs = [self._preview_ref(gen_users[j], uniq["i"][j], _png(res, j), preview_format)
                         for j in range(len(uniq))]
                 arr = np.empty(len(refs), dtype=object)
                 arr[:] = refs
@@ -250,17 +251,15 @@ class Enricher:
         if previews:
             out[f"{prefix}preview"] = prev_col
 
-    def _preview_ref(self, user: str | None, item: str, image: np.ndarray, preview_format: str) -> bytes | str:
-        from recgen.generators.base import png_bytes
-
+    def _preview_ref(self, user: str | None, item: str, png: bytes, preview_format: str) -> bytes | str:
         if preview_format == "bytes":
-            return png_bytes(image)
+            return png
         # content-addressed name: the same pair from the same generator maps to the same file, and no
         # caller-supplied id ever becomes part of a path
         name = self.preview_key(user, item) + ".png"
         path = self.preview_dir / name[:2] / name
         if not path.exists():
-            atomic_write_bytes(path, png_bytes(image))
+            atomic_write_bytes(path, png)
         return str(path.resolve())
 
     def preview_key(self, user: str | None, item: str) -> str:
@@ -285,18 +284,23 @@ class Enricher:
         NotFittedError
             No preview generator was trained.
         """
-        from recgen.generators.base import png_bytes
-
         if not self.has_previews:
             raise NotFittedError("no preview generator was trained for this model")
         user = user_id if user_id is not None and self.model.profiles.rows([str(user_id)])[0] >= 0 else None
         with self._gen_lock:  # blurbs too (cached): the preview shows the history item the blurb names
             res = self.generator.generate([user], [str(item_id)], seed=self.seed, images=True,
                                           blurbs=self.has_blurbs, cache=self.generation_cache)
-        text = {"recgen:generated": "true" if (res.generated and res.generated[0]) else "false"}
-        if res.anchors and res.anchors[0]:
-            text["recgen:anchor"] = str(res.anchors[0])
-        return png_bytes(res.images[0], text)
+        return _png(res, 0)
+
+
+def _png(res, j: int) -> bytes:
+    """Row ``j``'s preview as PNG, with ``tEXt`` chunks ``recgen:generated`` and ``recgen:anchor``."""
+    from recgen.generators.base import png_bytes
+
+    text = {"recgen:generated": "true" if (res.generated and res.generated[j]) else "false"}
+    if res.anchors and res.anchors[j]:
+        text["recgen:anchor"] = str(res.anchors[j])
+    return png_bytes(res.images[j], text)
 
 
 def _reload(directory: str, kwargs: dict[str, Any]) -> Enricher:
