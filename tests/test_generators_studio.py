@@ -82,6 +82,16 @@ def test_fit_image_keeps_a_full_bleed_photo_whole_and_letterboxes_it():
     assert alpha[:, 0].max() == 0.0  # letterbox bands are background
 
 
+@pytest.mark.parametrize("border", [(0, 0, 0), (250, 220, 0)])
+def test_fit_image_keeps_artwork_with_a_dark_or_saturated_border_whole(border):
+    art = np.zeros((96, 64, 3), np.uint8)
+    art[:] = border
+    art[30:60, 20:44] = (200, 30, 30)  # a poster's figure on a uniform black or yellow field
+    _, alpha, _ = fit_image(Image.fromarray(art), 64)
+    cols = np.flatnonzero(alpha[32] > 0)
+    assert alpha[:, cols].min() == 1.0  # not cut out: the border is part of the artwork
+
+
 def test_mood_is_the_products_palette_not_its_background():
     rgb = np.full((64, 64, 3), 250, np.uint8)
     rgb[16:48, 16:48] = (200, 20, 20)

@@ -163,8 +163,9 @@ def fit_image(image, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rgb : uint8 (size, size, 3)
         The photo, aspect kept, centred; letterbox bands take the background colour.
     alpha : float32 (size, size)
-        1 on the product, 0 on the background (the whole image rectangle for full-bleed
-        photos without a plain background, such as posters).
+        1 on the product, 0 on the background. Only a light, nearly neutral border counts as a
+        plain background; full-bleed images and artwork with a dark or saturated border (posters,
+        covers) keep their whole rectangle.
     bg : float32 (3,)
         The background colour (0..255); shading of the backdrop is ``luma(rgb) / luma(bg)``.
     """
@@ -184,7 +185,9 @@ def fit_image(image, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     shadowish = (chroma < 16 + float(bg.max() - bg.min())) & (lum > 0.45 * lbg) & (lum <= lbg * 1.04 + 2)
     cand = close | shadowish
     ring = np.concatenate([cand[0], cand[-1], cand[:, 0], cand[:, -1]])
-    if ring.mean() >= 0.85:
+    # a product shot: a border that is mostly one light, nearly neutral colour (studio white or
+    # grey). A dark or saturated uniform border is part of the artwork (posters, covers): kept whole.
+    if ring.mean() >= 0.85 and lbg >= 200 and float(bg.max() - bg.min()) <= 30:
         labels, _ = ndimage.label(cand)
         touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         outside = np.isin(labels, touching[touching > 0])
