@@ -63,6 +63,9 @@ def test_enrich_blurbs_and_preview_urls(client, candidates):
     png = client.get(url)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size == (32, 32)
+    # the served cvae draws every preview from vectors: the header and the PNG say "generated"
+    assert png.headers["x-recgen-generated"] == "true"
+    assert Image.open(io.BytesIO(png.content)).text["recgen:generated"] == "true"
     assert client.get(url).content == png.content  # deterministic, from the LRU
     assert client.get("/previews/_/" + url.rsplit("/", 1)[1]).status_code == 200  # neutral
 

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from recgen import __version__
 from recgen.errors import NotFittedError, UnknownIdError
+from recgen.generators.base import png_text
 
 from .errors import InvalidRequest, MalformedRequest, RequestTooLarge, UnsupportedMediaType
 from .holder import Served
@@ -274,7 +275,7 @@ def _preview(request: Request, user: Optional[str], item_id: str) -> Response:
         png = served.enricher.preview_png(user, item_id)
         cache.put(key, png)
         request.app.state.metrics.previews.inc()
-    generated = b"recgen:generated\x00true" in png[:4096]  # the tEXt chunk Enricher.preview_png writes
+    generated = png_text(png).get("recgen:generated") == "true"  # written by Enricher.preview_png
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600",
                                                           "X-Recgen-Generated": "true" if generated else "false"})
 

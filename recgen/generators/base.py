@@ -156,6 +156,14 @@ def png_bytes(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     return buf.getvalue()
 
 
+def png_text(data: bytes) -> dict[str, str]:
+    """The ``tEXt`` chunks of PNG bytes written by :func:`png_bytes` (no pixel is decoded)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return dict(getattr(im, "text", {}) or {})
+
+
 def png_array(data: bytes) -> np.ndarray:
     """Decode PNG bytes written by :func:`png_bytes` into a uint8 (H, W, 3) RGB array."""
     from PIL import Image

@@ -49,6 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recgen._io import load_torch_state, save_torch_state
+from recgen.encoders.base import l2_normalize
 from recgen.errors import NotFittedError
 from recgen.generators.base import PreviewOutput
 from recgen.generators.context import GenerationContext, output_user_ids, paired
@@ -311,6 +312,7 @@ class StudioGenerator:
         self.history: dict[str, list[float]] = {}
         self.dim = 0
         self._sized_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._structure_unit: np.ndarray | None = None
 
     # ------------------------------------------------------------------ helpers
     def _check(self) -> None:
@@ -338,7 +340,9 @@ class StudioGenerator:
         lib = self._lib
         w = lib.ridge.numpy()
         pred = np.concatenate([text_vecs, np.ones((len(text_vecs), 1), np.float32)], 1) @ w
-        score = _unit(pred) @ _unit(lib.structure.numpy()).T
+        if self._structure_unit is None:  # normalized once, not on every call (reset by add_photos)
+            self._structure_unit = l2_normalize(lib.structure.numpy())
+        score = l2_normalize(pred) @ self._structure_unit.T
         for j, item in enumerate(exclude):
             r = self._row.get(item) if item is not None else None
             if r is not None:
@@ -392,6 +396,8 @@ class StudioGenerator:
         self.ids = ids
         self._row = {i: j for j, i in enumerate(ids)}
         self._nets = {"library": lib, "mood": MoodCVAE(self.dim, latent_dim=cfg.mood_latent)}
+        self._sized_cache.clear()  # caches of a previous fit
+        self._structure_unit = None
         self._fit_mood(context, progress)
         if cfg.editor and len(ids) >= 2:
             self._nets["editor"] = BilateralEditor(_editor_cond_dim(self.dim))
@@ -444,6 +450,7 @@ class StudioGenerator:
         photos = [f[0] for f in fitted]
         lib = self._lib
         self._sized_cache.clear()
+        self._structure_unit = None
         grey = _grey_features(context, photos)
         new = {"photo": np.stack(photos), "alpha": np.stack([np.clip(f[1] * 255, 0, 255).round() for f in fitted])
                .astype(np.uint8), "bg": np.stack([f[2] for f in fitted]),
@@ -517,7 +524,8 @@ class StudioGenerator:
         import torch
         import torch.nn.functional as F
 
-        from recgen.generators.nets.studio import ImageCritic, sliced_colour_distance
+        from recgen.generators.nets.cvae import ProjectionDiscriminator
+        from recgen.generators.nets.studio import sliced_colour_distance
 
         cfg = self.config
         lib = self._lib
@@ -530,7 +538,8 @@ class StudioGenerator:
         same = torch.from_numpy(tgt == src)
         t = torch.from_numpy(text)
         editor = self._nets["editor"]
-        critic = ImageCritic(self.dim) if cfg.adversarial_weight > 0 else None
+        # the CVAE's projection discriminator, on images scaled to [-1, 1]
+        critic = ProjectionDiscriminator((16, 32, 64), self.dim) if cfg.adversarial_weight > 0 else None
         opt = torch.optim.Adam(editor.parameters(), lr=cfg.lr)
         opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if critic else None
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -565,13 +574,13 @@ class StudioGenerator:
                 if sb.any():
                     loss = loss + (out[sb] - xt[sb]).abs().mean()
                 if critic is not None:
-                    d_real = critic(xt, t[tgt[b]])
-                    d_fake = critic(out.detach(), t[tgt[b]])
+                    d_real = critic(xt * 2 - 1, t[tgt[b]])
+                    d_fake = critic(out.detach() * 2 - 1, t[tgt[b]])
                     d_loss = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
                     opt_d.zero_grad()
                     d_loss.backward()
                     opt_d.step()
-                    loss = loss - cfg.adversarial_weight * critic(out, t[tgt[b]]).mean()
+                    loss = loss - cfg.adversarial_weight * critic(out * 2 - 1, t[tgt[b]]).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -648,7 +657,7 @@ class StudioGenerator:
         if not have:
             return None
         im = self._lib.image.numpy()[have]
-        return have[int(np.argmax(_unit(im) @ _unit(item_vec[None])[0]))]
+        return have[int(np.argmax(l2_normalize(im) @ l2_normalize(item_vec[None])[0]))]
 
     def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
                  seed: int = 0, mode: str = "auto", anchors: Sequence[str | None] | None = None) -> PreviewOutput:
@@ -839,11 +848,6 @@ def _row_normals(seeds: np.ndarray, k: int) -> np.ndarray:
     r = np.sqrt(-2.0 * np.log(u1))
     z = np.concatenate([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=1)[:, :k]
     return z.astype(np.float32)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
 def _epochs(n: int, progress: bool, what: str):

@@ -9,8 +9,9 @@
   grid of per-pixel affine colour transforms; a learned per-pixel guide slices it at full
   resolution. The output is ``A(x, y, g) @ rgb + b``: every edge of the input is kept, so
   the result is as sharp as the exemplar at any resolution, and only colours move.
-* :class:`ImageCritic`: a projection discriminator (Miyato & Koyama 2018) on the editor's
-  output and the target's text condition; with it the editor trains as a cGAN.
+The editor trains as a cGAN against the CVAE's
+:class:`~recgen.generators.nets.cvae.ProjectionDiscriminator` (Miyato & Koyama 2018), fed the
+target's text condition.
 """
 from __future__ import annotations
 
@@ -123,33 +124,6 @@ class BilateralEditor(nn.Module):
         a = sliced.view(n, 3, 4, hgt, wid)
         out = torch.einsum("nijhw,njhw->nihw", a[:, :, :3], x) + a[:, :, 3]
         return out.clamp(0, 1)
-
-
-class ImageCritic(nn.Module):
-    """Projection discriminator ``D(x, c)`` with spectral norm (hinge loss in training).
-
-    Parameters
-    ----------
-    cond_dim : int
-    channels : sequence of int
-        Stride-2 stages.
-    """
-
-    def __init__(self, cond_dim: int, channels: tuple[int, ...] = (16, 32, 64)) -> None:
-        super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm
-        layers, cin = [], 3
-        for c in channels:
-            layers += [sn(nn.Conv2d(cin, c, 4, 2, 1)), nn.LeakyReLU(0.2)]
-            cin = c
-        self.phi = nn.Sequential(*layers)
-        self.psi = sn(nn.Linear(cin, 1))
-        self.embed = sn(nn.Linear(cond_dim, cin, bias=False))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Realness scores, (n,)."""
-        f = self.phi(x * 2 - 1).sum(dim=(2, 3))
-        return self.psi(f).squeeze(1) + (self.embed(c) * f).sum(1)
 
 
 def sliced_colour_distance(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
