@@ -527,3 +527,47 @@ def test_peter_adaptive_softmax_for_large_vocabularies(tmp_path):
     g.save(tmp_path / "a")
     out = PeterBlurbGenerator.load(tmp_path / "a").generate_arrays(items[:3], users[:3], seed=2, temperature=1.0)
     assert out == g.generate_arrays(items[:3], users[:3], seed=2, temperature=1.0) and all(out)
+
+
+def test_rouge_consensus_quotes_the_sentence_that_agrees_most_with_the_other_reviews():
+    """Issue 13 (MBR): the neutral blurb's review sentence is the one with the highest mean
+    ROUGE-L F against the item's *other* reviews. Three reviews say it fits; review 12 says
+    one other thing four times. Word centrality counts sentences, so it quotes review 12;
+    the consensus over reviews, each sentence's own review left out, does not."""
+    from rouge_score import rouge_scorer
+
+    from recgen.generators.grounded import _lcs, _masks
+
+    items = pd.DataFrame({"item_id": ["D"], "title": ["Linen dress"]})
+    reviews = pd.DataFrame({"item_id": ["D"] * 4, "rating": [5.0] * 4, "text": [
+        "The fabric is soft and it fits true to size.",
+        "Soft fabric and it fits true to size, I love it.",
+        ("Shipping was quick and the box was pretty. The box was pretty and shipping was quick. "
+         "Quick shipping and the box was pretty. The pretty box came with quick shipping."),
+        "It fits true to size and the fabric is so soft."]}, index=[10, 11, 12, 13])
+    cfg = {"max_sentences": 1, "min_praise": None}
+    mbr = GroundedBlurbGenerator(GroundedBlurbConfig(neutral_consensus="rouge", **cfg)).fit_frames(
+        items, reviews, encode=encode)
+    words = GroundedBlurbGenerator(GroundedBlurbConfig(**cfg)).fit_frames(items, reviews, encode=encode)
+    # the expected choice, by rouge-score itself
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    risk = {}
+    for s, src in zip(mbr.sentences_, mbr.sources_):
+        others = [t for label, t in reviews["text"].items() if f"review:{label}" != src]
+        risk[s] = np.mean([scorer.score(t, s)["rougeL"].fmeasure for t in others])
+    np.testing.assert_allclose(mbr.typicality_, [risk[s] for s in mbr.sentences_], atol=1e-9)
+    best = max(risk, key=risk.get)
+    out = mbr.generate_vectors(["D"], ZERO)
+    assert out.texts == [f'A reviewer writes: "{best}"'] and out.sources[0][0] in ("review:10", "review:11", "review:13")
+    assert words.generate_vectors(["D"], ZERO).sources[0] == ["review:12"]  # what centrality picked
+    with pytest.raises(ValueError, match="neutral_consensus"):
+        GroundedBlurbConfig(neutral_consensus="bleu")
+    # the bit-parallel LCS against a plain dynamic programme
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = list(rng.choice(list("abcd"), rng.integers(1, 12))), list(rng.choice(list("abcde"), rng.integers(0, 15)))
+        table = np.zeros((len(a) + 1, len(b) + 1), int)
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                table[i + 1, j + 1] = table[i, j] + 1 if x == y else max(table[i, j + 1], table[i + 1, j])
+        assert _lcs(_masks(a), len(a), b) == table[-1, -1]
