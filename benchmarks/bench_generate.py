@@ -106,18 +106,24 @@ def previews(args) -> None:
         n = g.generate(ctx, test_ids, [None] * len(test_ids), seed=args.seed, mode=mode).images
         o = g.generate(ctx, test_ids, others, seed=args.seed, mode=mode).images
         return p, judge_previews(p, rows_t, real, neutral=n, contrast=o, histories=histories, judge=judge,
-                                 labels=labels, seed=args.seed), n, o
+                                 labels=labels, localize=True, seed=args.seed), n, o
 
     results = {}
     # text-only: the held-out items' photos were never seen; previews come from their text
     text_p, results["studio, text only (held-out items, no photo)"], text_n, _ = judged("text")
+    results["studio, text only: neutral previews (no history card)"] = judge_previews(
+        text_n, rows_t, real, judge=judge, labels=labels, localize=True, seed=args.seed)
     unmarked = replace_config(gen, mark_generated=False)
     _, results["studio, text only, judged before the 'generated' mark"], _, _ = judged("text", unmarked)
+    # ablation: the colour step alone, without the cGAN editor's refinement
+    no_refine = replace_config(gen, fresh_caches=True)
+    no_refine._nets = {**gen._nets, "editor": _Unchanged()}
+    _, results["ablation: text only, colour step without the editor's refinement"], _, _ = judged("text", no_refine)
     # with photo: the held-out items' photos added after training (no retraining)
     gen.add_photos(ctx, test_ids, items.loc[test_mask, "image_path"].tolist())
     photo_p, results["studio, with photo (held-out items, photo added after fit)"], photo_n, photo_o = judged("photo")
     results["studio, with photo: neutral previews (no history card)"] = judge_previews(
-        photo_n, rows_t, real, judge=judge, labels=labels, seed=args.seed)
+        photo_n, rows_t, real, judge=judge, labels=labels, localize=True, seed=args.seed)
     no_card = replace_config(gen, inset=False)
     _, results["studio, with photo, backdrop only (inset=False)"], _, _ = judged("photo", no_card)
     if page_judge is not None:
@@ -127,7 +133,7 @@ def previews(args) -> None:
     ex = gen._retrieve(ctx.item_vectors(ctx.item_rows(test_ids), "text"), test_ids)[:, 0]
     ex_rows = [row_of.get(gen.ids[e]) for e in ex]
     results["ablation: retrieved exemplar photo, not edited"] = judge_previews(
-        real[[r for r in ex_rows]], rows_t, real, judge=judge, labels=labels, seed=args.seed)
+        real[[r for r in ex_rows]], rows_t, real, judge=judge, labels=labels, localize=True, seed=args.seed)
     if args.dataset == "movielens":
         genre = items["attributes"].map(lambda a: (a.get("genres") or "none").split(",")[0].strip())
         train = ~test_mask
@@ -135,11 +141,14 @@ def previews(args) -> None:
                  for g in genre.unique() if (train & (genre == g).to_numpy()).any()}
         overall = real[train].astype(np.float32).mean(axis=0)
         base = np.stack([means.get(g, overall) for g in genre[test_mask]]).round().astype(np.uint8)
-        results["baseline: mean poster of the item's first genre"] = judge_previews(base, rows_t, real, seed=args.seed)
+        results["baseline: mean poster of the item's first genre"] = judge_previews(base, rows_t, real, localize=True,
+                                                                                  seed=args.seed)
     table = []
     for name, m in results.items():
         row = {"system": name, "n": m["n"], "ident top1": m["identifiability"]["top1"],
-               "ident top5": m["identifiability"]["top5"], "FID (pixel feats)": m["fid"],
+               "ident top5": m["identifiability"]["top5"],
+               "ident top1 / top5 localized": "{top1:.3f} / {top5:.3f}".format(**m["identifiability_localized"])
+               if "identifiability_localized" in m else "-", "FID (pixel feats)": m["fid"],
                "sharpness ratio": m["sharpness_ratio"]}
         for a, v in (m.get("attributes") or {}).items():
             row[f"acc {a}"] = v
@@ -154,7 +163,9 @@ def previews(args) -> None:
     pick = np.random.default_rng(args.seed)
     ids = [str(i) for i in pick.choice(every, 512)]
     us = [str(u) for u in pick.choice(pool, 512)]
-    for mode in ("photo", "photo (cached)", "text"):
+    gen._sized_cache.clear()
+    gen._text_cache.clear()
+    for mode in ("photo", "photo (cached)", "text", "text (cached)"):
         t = time.perf_counter()
         for s0 in range(0, len(ids), 64):
             gen.generate(ctx, ids[s0:s0 + 64], us[s0:s0 + 64], seed=args.seed, mode=mode.split()[0])
@@ -162,7 +173,8 @@ def previews(args) -> None:
     print(f"{args.dataset}: {len(items)} items with photos, {len(test_ids)} held out (photos never seen in training); "
           f"{size}px; studio fit {fit_s:.0f}s (editor {args.epochs} epochs); "
           f"previews/s at batch 64 (512 random pairs): with photo {speed['photo']:.0f} (first pass), "
-          f"{speed['photo (cached)']:.0f} (scaled photos cached), text only {speed['text']:.0f}")
+          f"{speed['photo (cached)']:.0f} (scaled photos cached), text only {speed['text']:.0f} (first pass: each "
+          f"item's product generated once), {speed['text (cached)']:.0f} (cached)")
     print(_table(table))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,14 +186,26 @@ def previews(args) -> None:
           f"{out / f'previews_{args.dataset}.png'}")
 
 
-def replace_config(gen, **changes):
+def replace_config(gen, fresh_caches=False, **changes):
     """A shallow copy of a generator with some config fields changed (the networks are shared)."""
     import copy
     from dataclasses import replace
 
     other = copy.copy(gen)
     other.config = replace(gen.config, **changes)
+    if fresh_caches or changes:  # cached products and layouts may depend on what changed
+        other._sized_cache, other._text_cache = {}, {}
     return other
+
+
+class _Unchanged:
+    """Stands in for the studio's editor: returns its input (the ablation without refinement)."""
+
+    def __call__(self, x, cond):
+        return x
+
+    def eval(self):
+        return self
 
 
 def _metrics(name, feats, real_feats, own_rows, seed, epoch_s):

@@ -10,7 +10,7 @@ from PIL import Image  # noqa: E402
 
 from recgen.evaluation.judges import AttributeJudge, visible_difference  # noqa: E402
 from recgen.generators import GenerationContext, make_generator  # noqa: E402
-from recgen.generators.studio import StudioGenerator, fit_image, mood_of  # noqa: E402
+from recgen.generators.studio import StudioGenerator, fit_image, main_colour, mood_of, recolour  # noqa: E402
 
 TINY = {"image_size": 64, "mood_epochs": 3, "editor_epochs": 1, "batch_size": 128}
 
@@ -124,7 +124,37 @@ def test_personal_preview_shows_an_item_of_the_users_own_history(studio, ctx, mo
     item = next(i for i in model.items.ids if i in studio._row and i not in seen)
     out = studio.generate(ctx, [item, item], [user, None])
     assert out.anchors[0] in seen and out.anchors[1] is None
-    assert visible_difference(out.images[:1], out.images[1:])[0] > 0.03  # personal vs neutral: visibly different
+    # the card: one corner of the personal preview is plainly different from the neutral one
+    q = out.images.shape[1] // 3
+    a, b = out.images.astype(float) / 255
+    corners = [np.abs(a[ys, xs] - b[ys, xs]).mean() for ys in (slice(0, q), slice(-q, None))
+               for xs in (slice(0, q), slice(-q, None))]
+    assert max(corners) > 0.1
+
+
+def test_card_sits_in_a_corner_the_product_leaves_empty(studio, ctx, model):
+    """Shop products leave a corner free: the card goes there and the product keeps the neutral layout.
+    A full-bleed picture (a poster) leaves none: the product moves up-left and shrinks to make room."""
+    user, seen = _user_with_history(model, studio)
+    item = next(i for i in model.items.ids if i in studio._row and i not in seen)
+    s, side = studio.config.image_size, round(studio.config.product_scale * studio.config.image_size)
+    card = round(studio.config.inset_scale * s)
+    assert studio._free_corner(studio._row[item], side, card, False) is not None
+    out = studio.generate(ctx, [item, item], [user, None])
+    product = np.zeros((s, s), bool)
+    alpha = studio._sized(studio._row[item], side)[1][..., 0]
+    off = (s - side) // 2
+    product[off:off + side, off:off + side] = alpha >= 0.999
+    np.testing.assert_array_equal(out.images[0][product], out.images[1][product])  # same place, same pixels
+    poster = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 60, 3)).astype(np.uint8))
+    try:
+        studio.add_photos(ctx, [item], [poster])
+        assert studio._free_corner(studio._row[item], side, card, False) is None
+        out = studio.generate(ctx, [item, item], [user, None])
+        assert out.anchors[0] in seen
+        assert not np.array_equal(out.images[0][product], out.images[1][product])  # moved to make room
+    finally:
+        studio.add_photos(ctx, [item], [Image.fromarray(studio._lib.photo[0].numpy())])  # (any shop photo back)
 
 
 def test_anchor_asked_for_is_shown(studio, ctx, model):
@@ -155,8 +185,84 @@ def test_text_only_items_are_generated_and_marked(studio, ctx, hidden):
     out = studio.generate(ctx, hidden, [None] * len(hidden))
     assert out.generated == [True] * len(hidden)
     assert studio.is_generated(hidden) == [True] * len(hidden)
-    corner = out.images[:, 0, :, :].reshape(-1, 3).mean(0)  # the amber frame
-    assert corner[0] > 180 and corner[2] < 80
+    label = np.median(out.images[:, -1, :8].astype(int), axis=1)  # the amber "generated" label, bottom left
+    assert (label[:, 0] > 180).all() and (label[:, 2] < 80).all()
+    # no frame around the picture (a border reads as part of the product to a classifier)
+    top = out.images[:, 0, :, :].astype(int)
+    assert not ((top[..., 0] > 180) & (top[..., 2] < 80)).all(axis=1).any()
+
+
+def test_text_only_products_take_the_colour_their_text_names(studio, ctx, sample, hidden):
+    """The hidden items' generated products have the main colour of their (never seen) photos."""
+    from recgen.encoders.image import load_image
+
+    studio.generate(ctx, hidden, [None] * len(hidden))
+    paths = dict(zip(sample.items["item_id"].astype(str), sample.items["image_path"]))
+    for key, (rgb, alpha, _bg) in ((k, v) for k, v in studio._text_cache.items() if k[1] in hidden):
+        real = main_colour(*fit_image(load_image(paths[key[1]]), 64)[:2])
+        assert np.linalg.norm(main_colour(rgb, alpha) - real) < 60, (key[1], main_colour(rgb, alpha), real)
+
+
+def test_generated_products_are_made_once_per_item(studio, ctx, model, hidden, monkeypatch):
+    users = [str(u) for u in model.profiles.user_ids_[:2]]
+    first = studio.generate(ctx, hidden[:2], users)
+    calls = []
+    real_edited = studio._edited
+    monkeypatch.setattr(studio, "_edited", lambda *a, **k: calls.append(1) or real_edited(*a, **k))
+    again = studio.generate(ctx, hidden[:2], users)
+    other_users = studio.generate(ctx, hidden[:2], [None, users[0]])
+    assert calls == []  # served from the cache: the product does not depend on the user
+    np.testing.assert_array_equal(first.images, again.images)
+    assert other_users.generated == [True, True]
+
+
+def test_main_colour_names_the_product_not_its_pattern():
+    rgb = np.full((40, 40, 3), 255, np.uint8)
+    rgb[5:35, 5:35] = (200, 30, 40)  # red
+    rgb[5:35, 5:35:4] = 255         # white stripes
+    rgb[5, 5:35] = rgb[34, 5:35] = 20  # dark outline
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[5:35, 5:35] = 1
+    np.testing.assert_allclose(main_colour(rgb, alpha), (200, 30, 40), atol=1)
+    black = rgb.copy()
+    black[5:35, 5:35] = 25
+    black[10:30:5, 10:30:5] = 255  # white dots
+    np.testing.assert_allclose(main_colour(black, alpha), (25, 25, 25), atol=1)
+
+
+def test_recolour_moves_the_main_colour_and_keeps_neutrals():
+    rgb = np.full((20, 20, 3), 255, np.uint8)
+    rgb[:, :10] = (200, 30, 40)   # the main colour
+    rgb[:, 10:15] = 255           # a white pattern
+    rgb[:, 15:] = 20              # a dark outline
+    rgb[0] = (228, 143, 148)      # a tint of the main colour
+    alpha = np.ones((20, 20), np.float32)
+    alpha[-1] = 0                 # background row: never changed
+    out = recolour(rgb, alpha, np.array([200, 30, 40.0]), np.array([30, 60, 210.0])).astype(int)
+    np.testing.assert_allclose(out[5, 0], (30, 60, 210), atol=2)
+    np.testing.assert_allclose(out[5, 12], (255, 255, 255), atol=2)
+    np.testing.assert_allclose(out[5, 17], (20, 20, 20), atol=8)
+    assert out[0, 0, 2] > out[0, 0, 0]  # the tint turned blue-ish too
+    np.testing.assert_array_equal(out[-1], rgb[-1])
+    # a black product (neutral main colour): only the pixels near it move
+    black = rgb.copy()
+    black[:, :10] = 25
+    out = recolour(black, alpha, np.array([25, 25, 25.0]), np.array([230, 200, 30.0])).astype(int)
+    np.testing.assert_allclose(out[5, 0], (230, 200, 30), atol=2)
+    np.testing.assert_allclose(out[5, 12], (255, 255, 255), atol=2)
+
+
+def test_no_recolouring_when_the_text_does_not_name_colours(studio):
+    lib = studio._lib
+    photos = lib.photo[:2].numpy()
+    alphas = lib.alpha[:2].numpy().astype(np.float32) / 255
+    cv = lib.colour_cv.clone()
+    try:
+        lib.colour_cv.fill_(0.1)  # e.g. film titles: the colour model does no better than this on held-out rows
+        same = studio._recoloured(np.array([1, 0]), lib.text[:2].numpy(), photos, alphas)
+    finally:
+        lib.colour_cv.copy_(cv)
+    np.testing.assert_array_equal(same, photos)
 
 
 def test_text_mode_never_retrieves_the_item_itself(studio, ctx, model):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from recgen.evaluation.judges import AttributeJudge, independent_features, sharpness, sharpness_ratio, visible_difference
+from recgen.evaluation.judges import (AttributeJudge, independent_features, sharpness, sharpness_ratio, visible_difference,
+                                     window_boxes, window_features)
 
 ATTRS = ("category", "colour", "pattern")
 
@@ -57,3 +58,44 @@ def test_features_and_differences(other_shop):
     assert (sharpness(imgs) > 0).all()
     with pytest.raises(ValueError, match="same number"):
         visible_difference(imgs, imgs[:3])
+
+
+def _posters(n, seed=0):
+    """Full-bleed portrait pictures (2:3) of random colour blocks: distinct items, like film posters."""
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (3, 2, 3)).astype(np.uint8)).resize((80, 120), Image.NEAREST)
+            for _ in range(n)]
+
+
+def test_localized_identifiability_finds_an_item_shown_small_and_beside_another():
+    """A poster letterboxed at 60 % in a corner with another poster beside it: the whole-picture
+    features lose it, the best window finds it (and neither finds an item that is not shown)."""
+    from recgen.evaluation.generation import identifiability
+
+    posters = _posters(60)
+    real = np.stack([np.asarray(p.resize((64, 64), Image.BICUBIC)) for p in posters])
+    shown = []
+    for j, p in enumerate(posters):
+        canvas = Image.new("RGB", (128, 128), (236, 226, 214))
+        canvas.paste(p.resize((51, 77)), (8, 6))
+        canvas.paste(posters[(j + 1) % 60].resize((24, 36)), (98, 88))
+        shown.append(np.asarray(canvas))
+    shown = np.stack(shown)
+    real_f = independent_features(real)
+    plain = identifiability(independent_features(shown), real_f, np.arange(60), n_candidates=60)
+    windows = window_features(shown)
+    assert windows.shape == (60, len(window_boxes()), real_f.shape[1])
+    local = identifiability(windows, real_f, np.arange(60), n_candidates=60)
+    assert local["top1"] >= 0.95 and local["top1"] > plain["top1"] + 0.2, (plain, local)
+    wrong = identifiability(windows, real_f, (np.arange(60) + 30) % 60, n_candidates=60)  # items not shown
+    assert wrong["top1"] < 0.2
+    with pytest.raises(ValueError, match="dim"):
+        identifiability(windows[:, :, :10], real_f, np.arange(60))
+
+
+def test_window_boxes_cover_the_picture():
+    boxes = window_boxes()
+    assert tuple(boxes[0]) == (0, 0, 1, 1)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 1 + 1e-9).all()
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    assert len({tuple(b) for b in boxes}) == len(boxes)

@@ -167,8 +167,10 @@ def identifiability(generated_feats: np.ndarray, item_feats: np.ndarray, own_row
 
     Parameters
     ----------
-    generated_feats : ndarray, shape (n, d)
-        Features of the generated previews.
+    generated_feats : ndarray, shape (n, d) or (n, w, d)
+        Features of the generated previews; with ``w`` windows per preview (e.g.
+        :func:`~recgen.evaluation.judges.window_features`), a candidate's similarity is that of
+        the preview's best-matching window (the item is found wherever the preview shows it).
     item_feats : ndarray, shape (N, d)
         Features of the real item images (the candidate pool), ``N >= 2``.
     own_rows : array-like of int, shape (n,)
@@ -187,10 +189,15 @@ def identifiability(generated_feats: np.ndarray, item_feats: np.ndarray, own_row
         ``chance_top{k}`` (``min(1, k / n_candidates)``: the expected rate of a random
         ranking), ``n_candidates`` (candidates actually used) and ``n`` (previews).
     """
-    g = _unit(_feats(generated_feats, "generated_feats"))
+    windows = np.asarray(generated_feats)
+    if windows.ndim == 3:
+        n, w, d = windows.shape
+        g = _unit(_feats(windows.reshape(n * w, d), "generated_feats")).reshape(n, w, d)
+    else:
+        g = _unit(_feats(generated_feats, "generated_feats"))[:, None, :]
     items = _unit(_feats(item_feats, "item_feats", 2))
-    if g.shape[1] != items.shape[1]:
-        raise ValueError(f"generated_feats has dim {g.shape[1]}; item_feats has dim {items.shape[1]}")
+    if g.shape[-1] != items.shape[1]:
+        raise ValueError(f"generated_feats has dim {g.shape[-1]}; item_feats has dim {items.shape[1]}")
     own = np.asarray(own_rows)
     if own.ndim != 1 or len(own) != len(g):
         raise ValueError(f"own_rows must have shape ({len(g)},) like generated_feats rows; got {own.shape}")
@@ -211,8 +218,8 @@ def identifiability(generated_feats: np.ndarray, item_feats: np.ndarray, own_row
         # draw from the N-1 other rows, then shift past the own row: excludes it without a copy
         others = rng.choice(len(items) - 1, size=n_c - 1, replace=False)
         others += others >= row
-        own_sim = items[row] @ vec
-        sims = items[others] @ vec
+        own_sim = (vec @ items[row]).max()
+        sims = (items[others] @ vec.T).max(axis=1)
         ties = int((sims == own_sim).sum())
         ranks[i] = int((sims > own_sim).sum()) + (int(rng.integers(0, ties + 1)) if ties else 0)
     out: dict[str, float] = {"n_candidates": n_c, "n": len(g)}

@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["AttributeJudge", "independent_features", "sharpness", "sharpness_ratio", "visible_difference"]
+__all__ = ["AttributeJudge", "independent_features", "sharpness", "sharpness_ratio", "visible_difference",
+           "window_boxes", "window_features"]
 
 
 def _as_arrays(images: Any, size: int | None) -> np.ndarray:
@@ -55,7 +56,7 @@ def _as_arrays(images: Any, size: int | None) -> np.ndarray:
 def _rgb_to_hsv(x: np.ndarray) -> np.ndarray:
     """float RGB in [0, 1], (..., 3) -> HSV in [0, 1]."""
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    mx, mn = x.max(-1), x.min(-1)
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)  # (a reduce over 3 is slow)
     d = mx - mn
     h = np.zeros_like(mx)
     nz = d > 1e-6
@@ -95,10 +96,8 @@ def independent_features(images: Any, *, size: int = 64) -> np.ndarray:
     hsv = _rgb_to_hsv(arr).reshape(n, -1, 3)
     idx = (np.minimum((hsv[..., 0] * 8).astype(int), 7) * 16 + np.minimum((hsv[..., 1] * 4).astype(int), 3) * 4
            + np.minimum((hsv[..., 2] * 4).astype(int), 3))
-    hist = np.zeros((n, 128), np.float32)
-    for i in range(n):
-        hist[i] = np.bincount(idx[i], minlength=128)
-    hist /= hist.sum(1, keepdims=True)
+    hist = np.bincount((idx + 128 * np.arange(n)[:, None]).ravel(), minlength=128 * n).reshape(n, 128)
+    hist = hist.astype(np.float32) / hist.sum(1, keepdims=True)
     # 3. gradient orientations (8 unsigned bins) weighted by magnitude on a 4x4 grid
     gray = arr.mean(-1)
     gx = np.zeros_like(gray)
@@ -108,14 +107,11 @@ def independent_features(images: Any, *, size: int = 64) -> np.ndarray:
     mag = np.hypot(gx, gy)
     ori = np.minimum(((np.arctan2(gy, gx) % np.pi) / np.pi * 8).astype(int), 7)
     c = size // 4
-    hog = np.zeros((n, 4, 4, 8), np.float32)
-    for by in range(4):
-        for bx in range(4):
-            o = ori[:, by * c:(by + 1) * c, bx * c:(bx + 1) * c].reshape(n, -1)
-            m = mag[:, by * c:(by + 1) * c, bx * c:(bx + 1) * c].reshape(n, -1)
-            for k in range(8):
-                hog[:, by, bx, k] = (m * (o == k)).sum(1)
-    hog = hog.reshape(n, -1)
+    # magnitude-weighted counts of (image, cell row, cell column, orientation), one bincount
+    ys, xs = np.meshgrid(np.arange(4 * c) // c, np.arange(4 * c) // c, indexing="ij")
+    bins = ((np.arange(n)[:, None, None] * 16 + ys * 4 + xs) * 8 + ori[:, :4 * c, :4 * c]).ravel()
+    hog = np.bincount(bins, weights=mag[:, :4 * c, :4 * c].ravel().astype(np.float64),
+                      minlength=n * 128).reshape(n, 128).astype(np.float32)
     hog /= np.maximum(np.linalg.norm(hog, axis=1, keepdims=True), 1e-6)
     parts = []
     for block in (layout, np.sqrt(hist), hog):  # each block carries the same weight
@@ -123,6 +119,49 @@ def independent_features(images: Any, *, size: int = 64) -> np.ndarray:
         parts.append(block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-6))
     out = np.concatenate(parts, 1) / np.sqrt(3.0)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def window_boxes(scales: Sequence[float] = (1.0, 0.9, 0.8, 0.7, 0.6), aspects: Sequence[float] = (1.0, 2 / 3, 3 / 2),
+            steps: int = 5) -> np.ndarray:
+    """Sub-windows of an image, ``(w, 4)`` boxes ``(x0, y0, x1, y1)`` as fractions of its side.
+
+    Every window of each scale (the longer side's share) and aspect (width / height), slid over
+    ``steps`` positions per axis; the whole image first.
+    """
+    boxes = [(0.0, 0.0, 1.0, 1.0)]
+    for s in scales:
+        for a in aspects:
+            w, h = (s * a, s) if a < 1 else (s, s / a)
+            for y in np.linspace(0.0, 1.0 - h, steps):
+                for x in np.linspace(0.0, 1.0 - w, steps):
+                    box = (round(float(x), 4), round(float(y), 4), round(float(x + w), 4), round(float(y + h), 4))
+                    if box not in boxes:
+                        boxes.append(box)
+    return np.asarray(boxes, dtype=np.float64)
+
+
+def window_features(images: Any, *, boxes: np.ndarray | None = None, size: int = 64) -> np.ndarray:
+    """:func:`independent_features` of sub-windows of each image, ``(n, w, d)`` (boxes from :func:`window_boxes`).
+
+    Finds an item wherever a picture shows it (a smaller, off-centre or letterboxed photo, a
+    second picture beside it): :func:`~recgen.evaluation.generation.identifiability` scores a
+    candidate by its best-matching window. Each window is resized to ``size`` square, as the
+    candidates' photos are.
+    """
+    from PIL import Image
+
+    boxes = window_boxes() if boxes is None else np.asarray(boxes, dtype=np.float64)
+    arr = _as_arrays(images, None)
+    out = []
+    for im in arr:
+        pil = Image.fromarray(im)
+        w, h = pil.size
+        crops = [np.asarray(pil.resize((size, size), Image.BICUBIC,
+                                       box=(b[0] * w, b[1] * h, b[2] * w, b[3] * h)), dtype=np.uint8) for b in boxes]
+        out.append(independent_features(np.stack(crops), size=size))
+    if not out:
+        return np.zeros((0, len(boxes), 448), np.float32)
+    return np.stack(out)
 
 
 def sharpness(images: Any, *, size: int | None = None) -> np.ndarray:

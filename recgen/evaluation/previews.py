@@ -9,7 +9,10 @@ figure issue-style targets ask for, all computed with :mod:`recgen.evaluation.ju
   :class:`~recgen.evaluation.judges.AttributeJudge` (when given a judge and labels);
 * ``sharpness_ratio``: Laplacian variance of the previews over the real photos';
 * ``identifiability``: each preview's own item among ``n_candidates`` real photos, by
-  :func:`~recgen.evaluation.judges.independent_features`;
+  :func:`~recgen.evaluation.judges.independent_features`; with ``localize=True`` also
+  ``identifiability_localized``, where a candidate is matched against the preview's best window
+  (:func:`~recgen.evaluation.judges.window_features`), so an item shown smaller, letterboxed or
+  beside a second picture is still found;
 * ``fid``: Fréchet distance between previews and real photos in that feature space;
 * ``personalization``: shift of each preview toward its user's history versus the neutral
   preview of the same item (bootstrap CI);
@@ -23,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recgen.evaluation.generation import frechet_distance, identifiability, personalization_gain
-from recgen.evaluation.judges import independent_features, sharpness_ratio, visible_difference
+from recgen.evaluation.judges import independent_features, sharpness_ratio, visible_difference, window_features
 
 __all__ = ["judge_previews"]
 
@@ -32,7 +35,7 @@ def judge_previews(personal: np.ndarray, item_rows: Sequence[int], real_images: 
                    neutral: np.ndarray | None = None, contrast: np.ndarray | None = None,
                    histories: Sequence[np.ndarray] | None = None, judge: Any = None,
                    labels: dict[str, Sequence[str]] | None = None, n_candidates: int = 100,
-                   visible_threshold: float = 0.03, seed: int = 0) -> dict[str, Any]:
+                   visible_threshold: float = 0.03, localize: bool = False, seed: int = 0) -> dict[str, Any]:
     """Independent figures of previews; see the module docstring.
 
     Parameters
@@ -55,6 +58,8 @@ def judge_previews(personal: np.ndarray, item_rows: Sequence[int], real_images: 
         The items' true attribute values, for ``judge``.
     n_candidates : int
     visible_threshold : float
+    localize : bool
+        Also report ``identifiability_localized`` (slower: about 200 windows per preview).
     seed : int
 
     Returns
@@ -73,6 +78,9 @@ def judge_previews(personal: np.ndarray, item_rows: Sequence[int], real_images: 
         "identifiability": identifiability(feats, real_feats, rows, n_candidates=n_candidates, seed=seed),
         "fid": float(frechet_distance(real_feats, feats)),
     }
+    if localize:
+        out["identifiability_localized"] = identifiability(window_features(personal), real_feats, rows,
+                                                           n_candidates=n_candidates, seed=seed)
     if judge is not None and labels is not None:
         out["attributes"] = judge.accuracy(personal, labels)
     if neutral is not None and histories is not None:
