@@ -48,7 +48,7 @@ user's taste and the card shows an item from their own history. Below each, the 
 {% for u, b in s.blurbs %}<p class="blurb"><b>{{ u }}:</b> {{ b }}</p>{% endfor %}</div>{% endfor %}{% endif %}
 {% if text_only %}<h2>Items without a photo: generated from their text</h2>
 <p class="note">These items' photos were hidden from the generators. Each preview is generated from the item's text
-(an exemplar retrieved by shape and pattern, recoloured by the editor) and is marked "generated"; the real photo is
+(an exemplar retrieved by shape and pattern, recoloured to the colour the text names and refined by the cGAN editor) and is marked "generated"; the real photo is
 shown only here, for comparison.</p>
 <div class="row">{% for t in text_only %}<div class="card"><div class="t" title="{{ t.title }}">{{ t.title }}</div>
 <div class="label">real photo (hidden)</div><img src="{{ t.real }}" alt="real photo of {{ t.title }}">

@@ -345,3 +345,22 @@ def test_add_photos_gives_a_new_listing_a_kept_photo_without_retraining(studio, 
     np.testing.assert_array_equal(gen._lib.photo.numpy()[gen._row[hidden[0]]], rgb)  # its own photo is kept
     with pytest.raises(ValueError, match="images has"):
         gen.add_photos(ctx, [hidden[1]], [])
+
+
+def test_colour_model_knows_when_text_names_colours():
+    """Text vectors that carry the colour give a confident model; ones that do not (film titles) a useless one."""
+    from recgen.generators.studio import _colour_model
+
+    rng = np.random.default_rng(0)
+    palette = np.array([[200, 30, 40], [30, 60, 210], [40, 160, 70], [240, 200, 30]], np.float32)
+    which = rng.integers(0, 4, 160)
+    mains = palette[which] + rng.normal(0, 6, (160, 3)).astype(np.float32)
+    named = np.eye(4, 16, dtype=np.float32)[which] + rng.normal(0, 0.1, (160, 16)).astype(np.float32)
+    centres, weights, cv = _colour_model(named, mains, 4, 0)
+    assert centres.shape == (4, 3) and weights.shape == (17, 4) and cv > 0.9
+    logits = np.concatenate([named, np.ones((160, 1), np.float32)], 1) @ weights
+    assert np.mean(np.linalg.norm(centres[logits.argmax(1)] - mains, axis=1) < 30) > 0.95
+    unnamed = rng.normal(0, 1, (160, 16)).astype(np.float32)
+    assert _colour_model(unnamed, mains, 4, 0)[2] < 0.5
+    few = _colour_model(named[:10], mains[:10], 4, 0)
+    assert few[0].shape == (0, 3) and few[2] == 0.0  # too few photos for a colour model

@@ -137,7 +137,11 @@ def frechet_distance(real_feats: np.ndarray, fake_feats: np.ndarray, *, eps: flo
     s_f = np.atleast_2d(np.cov(f, rowvar=False))
 
     def _sqrt(a: np.ndarray) -> np.ndarray | None:
-        root = linalg.sqrtm(a)
+        import warnings
+
+        with warnings.catch_warnings():  # fewer rows than dimensions: singular, expected; checked below
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            root = linalg.sqrtm(a)
         if not np.isfinite(root).all():
             return None
         if np.iscomplexobj(root) and not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):

@@ -466,7 +466,6 @@ class StudioGenerator:
         palettes = np.stack([mood_of(p, a).reshape(-1) for p, a in zip(photos, alphas)])
         mains = np.stack([main_colour(p, a) for p, a in zip(photos, alphas)])
         centres, weights, cv = _colour_model(text, mains, cfg.colour_clusters, cfg.seed)
-        self.history["colour_cv_accuracy"] = [cv]
         lib = _Library(np.stack(photos), np.stack(alphas), np.stack(bgs), text, context.item_vectors(rows, "image"),
                        structure, ridge, _ridge(text, palettes, cfg.ridge), palettes, mains, centres, weights,
                        np.float32(cv))
@@ -924,6 +923,9 @@ class StudioGenerator:
         made: list[StudioGenerator] = []
 
         def build(cfg: dict[str, Any]) -> dict[str, Any]:
+            if "colours" not in cfg:
+                raise ValueError("it was saved by an older recgen (before the text-only colour model): fit the "
+                                 "studio generator again")
             config = StudioConfig(**cfg["studio"])
             if device is not None:
                 config = replace(config, device=device)
