@@ -155,6 +155,8 @@ def previews(args) -> None:
         if "personalization" in m:
             pz = m["personalization"]
             row["personal shift [95% CI]"] = f"{pz['mean_diff']:+.4f} [{pz['ci_low']:+.4f}, {pz['ci_high']:+.4f}]"
+            pp = m["personalization_presentation"]
+            row["presentation hue shift [95% CI]"] = f"{pp['mean_diff']:+.4f} [{pp['ci_low']:+.4f}, {pp['ci_high']:+.4f}]"
         if "visible_difference" in m:
             row["contrasting pairs visibly different"] = m["visible_difference"]["share"]
         table.append(row)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from recgen.evaluation.judges import (AttributeJudge, independent_features, sharpness, sharpness_ratio, visible_difference,
-                                     window_boxes, window_features)
+from recgen.evaluation.judges import (AttributeJudge, independent_features, presentation_colours, sharpness,
+                                     sharpness_ratio, visible_difference, window_boxes, window_features)
 
 ATTRS = ("category", "colour", "pattern")
 
@@ -99,3 +99,27 @@ def test_window_boxes_cover_the_picture():
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 1 + 1e-9).all()
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
     assert len({tuple(b) for b in boxes}) == len(boxes)
+
+
+def test_presentation_colours_credit_a_backdrop_in_the_users_hues():
+    """Only what personalization changed is compared with the colours of what the user had."""
+    from recgen.evaluation.generation import personalization_gain
+
+    def picture(backdrop, product=(40, 40, 40)):
+        im = np.empty((64, 64, 3), np.uint8)
+        im[:] = backdrop
+        im[16:48, 16:48] = product
+        return im
+
+    grey, red_tint, blue_tint = (235, 235, 235), (250, 200, 200), (200, 210, 250)
+    red_history = [np.stack([picture((250, 250, 250), (200, 30, 40))] * 3) for _ in range(12)]
+    neutral = np.stack([picture(grey)] * 12)
+    toward = presentation_colours(np.stack([picture(red_tint)] * 12), neutral, red_history)
+    away = presentation_colours(np.stack([picture(blue_tint)] * 12), neutral, red_history)
+    assert toward[0].shape == (12, 12) and len(toward[2]) == 12 and toward[2][0].shape == (3, 12)
+    assert personalization_gain(*toward)["mean_diff"] > 0.3
+    assert personalization_gain(*away)["mean_diff"] < 0.05
+    same = presentation_colours(neutral, neutral, red_history)  # nothing changed: no shift
+    assert personalization_gain(*same)["mean_diff"] == 0.0
+    with pytest.raises(ValueError, match="histories"):
+        presentation_colours(neutral, neutral, red_history[:3])

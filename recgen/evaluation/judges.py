@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["AttributeJudge", "independent_features", "sharpness", "sharpness_ratio", "visible_difference",
-           "window_boxes", "window_features"]
+           "presentation_colours", "window_boxes", "window_features"]
 
 
 def _as_arrays(images: Any, size: int | None) -> np.ndarray:
@@ -162,6 +162,62 @@ def window_features(images: Any, *, boxes: np.ndarray | None = None, size: int =
     if not out:
         return np.zeros((0, len(boxes), 448), np.float32)
     return np.stack(out)
+
+
+def _hue_histogram(pixels: np.ndarray, bins: int = 12) -> np.ndarray:
+    """Normalized hue histogram (``bins`` hues) of float RGB pixels (m, 3), each weighted by its chroma.
+
+    A colour mood is which hues a picture has and how strongly: a light tint and a saturated
+    product of the same hue fall in the same bin; greys, whites and blacks weigh nothing.
+    """
+    if len(pixels) == 0:
+        return np.full(bins, 1e-6, np.float32)
+    hsv = _rgb_to_hsv(pixels)
+    chroma = hsv[:, 1] * hsv[:, 2]
+    idx = np.floor(hsv[:, 0] * bins + 0.5).astype(int) % bins  # bins centred on the hues: red does not split
+    hist = np.bincount(idx, weights=chroma, minlength=bins).astype(np.float32)
+    return hist / max(float(hist.sum()), 1e-6) + 1e-6
+
+
+def presentation_colours(personal: Any, neutral: Any, histories: Sequence[Any], *, size: int = 64,
+                         changed: float = 8 / 255, foreground: float = 24 / 255
+                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Colours of what personalization changed, and of the products a user had, for
+    :func:`~recgen.evaluation.generation.personalization_gain`.
+
+    For each pair, the *presentation* is the set of pixels where the personal and the neutral
+    preview differ (more than ``changed`` in some channel): the backdrop, a card, a new crop.
+    Its chroma-weighted hue histogram (its colour mood) is taken in both previews; each history
+    photo gives the histogram of its foreground (pixels further than ``foreground`` from the photo's border colour, i.e. the
+    product, not its studio background). A positive gain says the personal presentation's
+    colours are closer to the colours of what the user had than the neutral one's: a judge of
+    the backdrop and card that whole-picture features (dominated by the product, which does not
+    change) cannot give.
+
+    Returns
+    -------
+    personal_hist, neutral_hist : float32 (n, 12)
+    history_hists : list of n float32 arrays (h_i, 12)
+    """
+    p = _as_arrays(personal, size).astype(np.float32) / 255.0
+    q = _as_arrays(neutral, size).astype(np.float32) / 255.0
+    if p.shape != q.shape:
+        raise ValueError(f"personal and neutral must hold the same number of images; got {len(p)} and {len(q)}")
+    if len(histories) != len(p):
+        raise ValueError(f"histories has {len(histories)} entries for {len(p)} previews")
+    mask = np.abs(p - q).max(-1) > changed
+    ph = np.stack([_hue_histogram(x[m]) for x, m in zip(p, mask)]) if len(p) else np.zeros((0, 12), np.float32)
+    qh = np.stack([_hue_histogram(x[m]) for x, m in zip(q, mask)]) if len(p) else np.zeros((0, 12), np.float32)
+    hh = []
+    for h in histories:
+        arr = _as_arrays(h, size).astype(np.float32) / 255.0
+        rows = []
+        for im in arr:
+            border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
+            fg = np.linalg.norm(im - np.median(border, 0), axis=-1) > foreground
+            rows.append(_hue_histogram(im[fg]))
+        hh.append(np.stack(rows) if rows else np.zeros((0, 12), np.float32))
+    return ph, qh, hh
 
 
 def sharpness(images: Any, *, size: int | None = None) -> np.ndarray:

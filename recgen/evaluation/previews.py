@@ -15,7 +15,10 @@ figure issue-style targets ask for, all computed with :mod:`recgen.evaluation.ju
   beside a second picture is still found;
 * ``fid``: Fréchet distance between previews and real photos in that feature space;
 * ``personalization``: shift of each preview toward its user's history versus the neutral
-  preview of the same item (bootstrap CI);
+  preview of the same item (bootstrap CI), in whole-picture features;
+* ``personalization_presentation``: the same shift measured on the colours of what
+  personalization changed (the pixels where the personal and neutral previews differ) against
+  the colours of the user's history products (:func:`~recgen.evaluation.judges.presentation_colours`);
 * ``visible_difference``: share of pairs whose preview for a contrasting user differs visibly
   (mean absolute pixel difference above ``visible_threshold``).
 """
@@ -26,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from recgen.evaluation.generation import frechet_distance, identifiability, personalization_gain
-from recgen.evaluation.judges import independent_features, sharpness_ratio, visible_difference, window_features
+from recgen.evaluation.judges import (independent_features, presentation_colours, sharpness_ratio, visible_difference,
+                                     window_features)
 
 __all__ = ["judge_previews"]
 
@@ -89,6 +93,8 @@ def judge_previews(personal: np.ndarray, item_rows: Sequence[int], real_images: 
             hist_feats = [independent_features(histories[j]) for j in keep]
             out["personalization"] = personalization_gain(feats[keep], independent_features(np.asarray(neutral)[keep]),
                                                           hist_feats, seed=seed)
+            ph, qh, hh = presentation_colours(personal[keep], np.asarray(neutral)[keep], [histories[j] for j in keep])
+            out["personalization_presentation"] = personalization_gain(ph, qh, hh, seed=seed)
     if contrast is not None:
         diff = visible_difference(personal, contrast)
         out["visible_difference"] = {"share": float(np.mean(diff > visible_threshold)),
