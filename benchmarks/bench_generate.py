@@ -84,6 +84,8 @@ def previews(args) -> None:
     t = time.perf_counter()
     gen = make_generator("studio", seed=args.seed, **overrides).fit(GenerationContext(model, gen_catalog))
     fit_s = time.perf_counter() - t
+    print(f"studio fitted in {fit_s:.0f}s; colour model (text -> main colour) cross-validated accuracy "
+          f"{float(gen._lib.colour_cv):.2f} over {gen._lib.colour_centres.shape[0]} colour clusters")
     ctx = GenerationContext(model)
     inter = catalog.interactions.assign(item_id=catalog.interactions["item_id"].astype(str),
                                         user_id=catalog.interactions["user_id"].astype(str)).sort_values("timestamp")

@@ -72,25 +72,25 @@ def test_localized_identifiability_finds_an_item_shown_small_and_beside_another(
     features lose it, the best window finds it (and neither finds an item that is not shown)."""
     from recgen.evaluation.generation import identifiability
 
-    posters = _posters(60)
+    posters = _posters(30)
     real = np.stack([np.asarray(p.resize((64, 64), Image.BICUBIC)) for p in posters])
     shown = []
     for j, p in enumerate(posters):
         canvas = Image.new("RGB", (128, 128), (236, 226, 214))
         canvas.paste(p.resize((51, 77)), (8, 6))
-        canvas.paste(posters[(j + 1) % 60].resize((24, 36)), (98, 88))
+        canvas.paste(posters[(j + 1) % 30].resize((24, 36)), (98, 88))
         shown.append(np.asarray(canvas))
     shown = np.stack(shown)
     real_f = independent_features(real)
-    plain = identifiability(independent_features(shown), real_f, np.arange(60), n_candidates=60)
+    plain = identifiability(independent_features(shown), real_f, np.arange(30), n_candidates=30)
     windows = window_features(shown)
-    assert windows.shape == (60, len(window_boxes()), real_f.shape[1])
-    local = identifiability(windows, real_f, np.arange(60), n_candidates=60)
+    assert windows.shape == (30, len(window_boxes()), real_f.shape[1])
+    local = identifiability(windows, real_f, np.arange(30), n_candidates=30)
     assert local["top1"] >= 0.95 and local["top1"] > plain["top1"] + 0.2, (plain, local)
-    wrong = identifiability(windows, real_f, (np.arange(60) + 30) % 60, n_candidates=60)  # items not shown
+    wrong = identifiability(windows, real_f, (np.arange(30) + 15) % 30, n_candidates=30)  # items not shown
     assert wrong["top1"] < 0.2
     with pytest.raises(ValueError, match="dim"):
-        identifiability(windows[:, :, :10], real_f, np.arange(60))
+        identifiability(windows[:, :, :10], real_f, np.arange(30))
 
 
 def test_window_boxes_cover_the_picture():

@@ -466,6 +466,12 @@ class StudioGenerator:
         palettes = np.stack([mood_of(p, a).reshape(-1) for p, a in zip(photos, alphas)])
         mains = np.stack([main_colour(p, a) for p, a in zip(photos, alphas)])
         centres, weights, cv = _colour_model(text, mains, cfg.colour_clusters, cfg.seed)
+        if cfg.editor and cv < cfg.colour_confidence:
+            log.warning("the catalog's texts do not name its products' colours (colour model cross-validated "
+                        "accuracy %.2f < colour_confidence %.2f): previews of items without a photo will show a "
+                        "retrieved exemplar in its own colours, refined by the editor; they are marked generated, "
+                        "but for artwork such as film posters prefer mode='photo' (add_photos for new listings)",
+                        cv, cfg.colour_confidence)
         lib = _Library(np.stack(photos), np.stack(alphas), np.stack(bgs), text, context.item_vectors(rows, "image"),
                        structure, ridge, _ridge(text, palettes, cfg.ridge), palettes, mains, centres, weights,
                        np.float32(cv))
