@@ -754,8 +754,8 @@ class StudioGenerator:
         bgs = np.median(border, axis=1)
         return [(rgb[j], alpha[j], bgs[j]) for j in range(len(ex))], ex
 
-    def _sized(self, row: int | tuple, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Library photo ``row`` (or a generated product's key in ``_text_cache``) scaled to ``side``, ready
+    def _sized(self, row: int | tuple, side: int, made: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Library photo ``row`` (or the key of a generated product in ``made``) scaled to ``side``, ready
         to composite; cached (resizing is most of the cost)."""
         key = (row, side)
         hit = self._sized_cache.get(key)
@@ -763,7 +763,7 @@ class StudioGenerator:
             if len(self._sized_cache) >= 4096:
                 self._sized_cache.clear()
             if isinstance(row, tuple):
-                hit = _sized(*self._text_cache[row], side)
+                hit = _sized(*(made or self._text_cache)[row], side)
             else:
                 lib = self._lib
                 hit = _sized(lib.photo[row].numpy(), lib.alpha[row].numpy().astype(np.float32) / 255.0,
@@ -771,14 +771,15 @@ class StudioGenerator:
             self._sized_cache[key] = hit
         return hit
 
-    def _free_corner(self, key: int | tuple, side: int, card: int, tagged: bool) -> tuple[int, int] | None:
+    def _free_corner(self, key: int | tuple, side: int, card: int, tagged: bool,
+                     made: dict | None = None) -> tuple[int, int] | None:
         """Top-left ``(x, y)`` of a ``card``-sided card in a corner where it hides none of the product
         (``key`` centred at ``side``), or None. Bottom-left is left to the "generated" label when ``tagged``."""
         cache_key = ("corner", key, side, card, tagged)
         if cache_key in self._sized_cache:
             return self._sized_cache[cache_key]
         s = self.config.image_size
-        alpha = self._sized(key, side)[1][..., 0]
+        alpha = self._sized(key, side, made)[1][..., 0]
         off, margin = (s - side) // 2, round(0.02 * s)
         corners = [(s - card - margin, s - card - margin), (s - card - margin, margin), (margin, margin)]
         if not tagged:
@@ -858,17 +859,22 @@ class StudioGenerator:
         known = [u is not None and bool(np.any(v)) for u, v in zip(user_ids, uvecs)]
         seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
         canvases = self._moods(uvecs, seeds)
-        products: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [None] * len(item_ids)  # type: ignore[list-item]
+        products: list[tuple | None] = [None] * len(item_ids)  # keys of generated products
+        made: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # this call's generated products
         gen_idx = [j for j, g in enumerate(generated) if g]
         if gen_idx:  # a generated product does not depend on the user: made once per item, then cached
             tv = context.item_vectors(rows[gen_idx], "text")
             keys = [("text", item_ids[j], zlib.crc32(tv[k].tobytes())) for k, j in enumerate(gen_idx)]
-            todo = list({key: k for k, key in enumerate(keys) if key not in self._text_cache}.values())
-            if todo and len(self._text_cache) + len(todo) > 4096:
-                self._text_cache.clear()
-                todo = list({key: k for k, key in enumerate(keys)}.values())
+            for key in keys:
+                hit = self._text_cache.get(key)
+                if hit is not None:
+                    made[key] = hit
+            todo = list({key: k for k, key in enumerate(keys) if key not in made}.values())
             if todo:
                 edited, _ = self._edited(tv[todo], [keys[k][1] for k in todo])
+                made.update((keys[k], p) for k, p in zip(todo, edited))
+                if len(self._text_cache) + len(todo) > 4096:
+                    self._text_cache.clear()
                 self._text_cache.update((keys[k], p) for k, p in zip(todo, edited))
             for k, j in enumerate(gen_idx):
                 products[j] = keys[k]
@@ -888,14 +894,15 @@ class StudioGenerator:
             key = self._row[i] if products[j] is None else products[j]
             side = round(cfg.product_scale * s)
             card = round(cfg.inset_scale * s)
-            corner = None if a is None else self._free_corner(key, side, card, generated[j] and cfg.mark_generated)
+            corner = None if a is None else self._free_corner(key, side, card, generated[j] and cfg.mark_generated,
+                                                              made)
             if a is None or corner is not None:  # the product as in the neutral layout (the card, if any,
                 # sits in a corner the product leaves empty)
-                _paste_sized(canvas, self._sized(key, side), (s - side) // 2, (s - side) // 2)
+                _paste_sized(canvas, self._sized(key, side, made), (s - side) // 2, (s - side) // 2)
             else:  # no free corner (e.g. a full-bleed poster): the product moves up-left and shrinks a little
                 margin = round(0.02 * s)
                 side = round(cfg.personal_scale * s)
-                _paste_sized(canvas, self._sized(key, side), margin, margin)
+                _paste_sized(canvas, self._sized(key, side, made), margin, margin)
                 corner = (s - card - margin, s - card - margin)
             if a is not None:
                 _card(canvas, self._sized(a, card - 2 * _card_pad(card)), card, *corner)
