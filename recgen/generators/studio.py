@@ -136,7 +136,7 @@ class StudioConfig:
     image_size: int = 128
     product_scale: float = 0.92
     personal_scale: float = 0.82
-    inset_scale: float = 0.32
+    inset_scale: float = 0.4
     inset: bool = True
     mood_strength: float = 0.4
     mood_epochs: int = 80
