@@ -32,6 +32,22 @@ def require_system(name: str, available: bool, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny torch models on one thread, then restore the setting.
+
+    Thread hand-offs cost more than they save on tiny models, and on a shared 2-core machine
+    two threads can be several times slower than one. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Folder of the real data sets (``RECGEN_SHARED_DATA`` or ``<repo>/../shared/data``).

@@ -453,15 +453,7 @@ def tiny_peter(**kw):
                           "min_freq": 1, "lr": 3e-3, "dropout": 0.0, "max_len": 12, **kw})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; with two, OpenMP spin-waits stall on a busy 2-core box."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the PETER tests below: tiny models, one thread
 
 
 @pytest.fixture(scope="module")

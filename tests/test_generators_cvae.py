@@ -15,14 +15,7 @@ from recgen.generators.cvae import CVAEConfig, CVAEGenerator  # noqa: E402
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], dtype=np.uint8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: thread hand-offs cost more than they save, and on a shared
-    # 2-core machine two threads can be several times slower than one
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 def colour_data(n=128, size=16, seed=0):

@@ -15,14 +15,7 @@ from recgen.generators.studio import StudioGenerator, fit_image, main_colour, mo
 TINY = {"image_size": 64, "mood_epochs": 3, "editor_epochs": 1, "batch_size": 128}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 @pytest.fixture(scope="module")
