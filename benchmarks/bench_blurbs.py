@@ -180,41 +180,25 @@ def movielens(args, cache) -> None:
           f"{_speed(gen, model, n=1024, batch=256, seed=args.seed):.0f} blurbs/s")
 
 
-def _singular(word: str) -> str:
-    if word.endswith("sses"):
-        return word[:-2]
-    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
-
-
 def clothing(args, cache) -> None:
     from afinn import Afinn
 
     from recgen import Recgen
-    from recgen.catalog import CatalogData
-    from recgen.datasets import load_clothing_reviews
     from recgen.evaluation.content import blurb_evidence
     from recgen.evaluation.generation import blurb_report, faithfulness
     from recgen.generators import ContentGenerator, GenerationConfig
     from recgen.generators.grounded import TEMPLATE_WORDS, split_sentences
     from recgen.generators.sentiment import PraiseFilter
 
-    data = load_clothing_reviews(args.clothing)
-    reviews = data.reviews.reset_index(drop=True)
-    counts = reviews["item_id"].value_counts()
-    keep = counts[counts >= 4].index[: args.items]
-    reviews = reviews[reviews["item_id"].isin(keep)]
-    reviews = reviews.groupby("item_id", group_keys=False).head(args.max_reviews).reset_index(drop=True)
-    rng = np.random.default_rng(args.seed)
-    held = rng.random(len(reviews)) < 0.25
-    train_r, test_r = reviews[~held], reviews[held]
-    items = data.items[data.items["item_id"].isin(keep)].reset_index(drop=True)
-    catalog = CatalogData(items=items, reviews=train_r, name="clothing")
+    from _clothing import clothing_split
+
+    split = clothing_split(args.clothing, items=args.items, max_reviews=args.max_reviews, seed=args.seed)
+    items, train_r, test_r, catalog = split.items, split.train, split.test, split.catalog
+    eval_items, refs, rng = split.eval_items, split.refs, split.rng
     model = Recgen().fit(catalog, cache=cache)
-    eval_items = [i for i in items["item_id"] if i in set(test_r["item_id"]) and i in set(train_r["item_id"])]
-    refs = [test_r.loc[test_r["item_id"] == i, "text"].tolist() for i in eval_items]
     sources = [blurb_evidence(items, train_r, i) for i in eval_items]
+    feature = split.features
     by_id = items.set_index("item_id")
-    feature = [_singular(str(by_id.at[i, "attributes"].get("class", "")).lower()) or "dress" for i in eval_items]
     afinn = Afinn()
     vader = PraiseFilter()
     rows, examples = [], {}

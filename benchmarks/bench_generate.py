@@ -224,42 +224,23 @@ def _metrics(name, feats, real_feats, own_rows, seed, epoch_s):
 _SENT = re.compile(r"(?<=[.!?])\s+")
 
 
-def _singular(word: str) -> str:
-    """Class names are plural ("Dresses", "Knits", "Pants"); reviews mostly use the singular."""
-    if word.endswith("sses"):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "pants", "jeans", "shorts")):
-        return word[:-1]
-    return word
-
-
 def blurbs(args) -> None:
     from recgen import Recgen
-    from recgen.catalog import CatalogData
-    from recgen.datasets import load_clothing_reviews
     from recgen.encoders import EmbeddingCache
     from recgen.evaluation.generation import blurb_report
     from recgen.generators import ContentGenerator, GenerationConfig
 
-    data = load_clothing_reviews(args.path)
-    reviews = data.reviews.reset_index(drop=True)
-    counts = reviews["item_id"].value_counts()
-    keep_items = counts[counts >= 4].index[: args.items]
-    reviews = reviews[reviews["item_id"].isin(keep_items)]
-    reviews = reviews.groupby("item_id", group_keys=False).head(args.max_reviews).reset_index(drop=True)
-    rng = np.random.default_rng(args.seed)
-    held = rng.random(len(reviews)) < 0.25
-    train_r, test_r = reviews[~held], reviews[held]
-    items = data.items[data.items["item_id"].isin(keep_items)].reset_index(drop=True)
-    catalog = CatalogData(items=items, reviews=train_r, name="clothing")
+    from _clothing import clothing_split
+
+    split = clothing_split(args.path, items=args.items, max_reviews=args.max_reviews, seed=args.seed)
+    items, train_r, test_r, catalog = split.items, split.train, split.test, split.catalog
+    eval_items, refs, rng = split.eval_items, split.refs, split.rng
     cache = EmbeddingCache(args.store or str(Path(tempfile.mkdtemp()) / "cache.db"))
     model = Recgen().fit(catalog, cache=cache)
-    eval_items = [i for i in items["item_id"] if i in set(test_r["item_id"]) and i in set(train_r["item_id"])]
-    refs = [test_r.loc[test_r["item_id"] == i, "text"].tolist() for i in eval_items]
     train_text = train_r.groupby("item_id")["text"].agg(" ".join)
     item_by_id = items.set_index("item_id")
     sources = [f"{item_by_id.at[i, 'title']} {item_by_id.at[i, 'description']} {train_text.get(i, '')}" for i in eval_items]
-    feature_word = [_singular(str(item_by_id.at[i, "attributes"].get("class", "")).lower()) or "dress" for i in eval_items]
+    feature_word = split.features
     rows, examples = [], {}
 
     def add(name, hyps, fit_s=np.nan, speed=(np.nan, np.nan)):
