@@ -328,3 +328,17 @@ def test_blurb_report_combines_metrics():
     assert full["fmr"] == 0.5
     assert full["faithfulness"] == pytest.approx(0.75) and full["faithful_all"] == 0.5
     assert full["unsupported"] == [[], ["blue"]]
+
+
+def test_frechet_distance_with_fewer_rows_than_dimensions_is_quiet():
+    """Few previews, or features that never vary, make the covariances singular: that is expected
+    and handled (eps), but the demo printed scipy's LinAlgWarning for each judge table row."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 64)) * np.r_[np.ones(10), np.zeros(54)]  # features that never vary: rank 10
+    b = rng.normal(size=(30, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = frechet_distance(a, b)
+    assert np.isfinite(d) and d > 0
