@@ -24,6 +24,10 @@ import io
 import weakref
 from typing import Any
 
+from recgen.catalog.schema import decode_failure
+
+_RESEND = "re-send the whole file"
+
 __all__ = ["DECODE_SIZE", "UploadSlots", "decode_upload"]
 
 #: Smallest side an upload is shrunk to before encoding: twice the encoder's 224 px input, so
@@ -63,12 +67,8 @@ def decode_upload(data: bytes, *, max_pixels: int, size: int = DECODE_SIZE) -> A
         raise ValueError("image is empty (0 bytes)")
     try:
         im = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"image is too large (possible decompression bomb): {exc}") from None
-    except Image.UnidentifiedImageError:
-        raise ValueError("image format not recognised (not an image file, or a corrupt header)") from None
     except Exception as exc:  # noqa: BLE001 - crafted headers make Pillow raise many types
-        raise ValueError(f"image cannot be decoded ({type(exc).__name__}: {exc})") from None
+        raise ValueError(decode_failure(exc, truncated_fix=_RESEND)) from None
     with im:
         w, h = im.size
         if w * h == 0:
@@ -82,13 +82,8 @@ def decode_upload(data: bytes, *, max_pixels: int, size: int = DECODE_SIZE) -> A
         try:
             im.load()
             return _shrink(im, size)
-        except MemoryError:
-            raise ValueError("image needs more memory to decode than is available; downscale it") from None
-        except Exception as exc:  # noqa: BLE001 - crafted files make Pillow raise many types
-            msg = str(exc) or type(exc).__name__
-            if "truncated" in msg.lower() or isinstance(exc, EOFError):
-                raise ValueError(f"image file is truncated ({msg}); re-send the whole file") from None
-            raise ValueError(f"image cannot be decoded ({type(exc).__name__}: {msg})") from None
+        except (Exception, MemoryError) as exc:  # noqa: BLE001 - crafted files make Pillow raise many types
+            raise ValueError(decode_failure(exc, truncated_fix=_RESEND)) from None
 
 
 def _shrink(im: Any, size: int) -> Any:

@@ -589,20 +589,33 @@ def decode_image(source: Any):
                 return im
         except ImageProblem:
             raise
-        except Image.DecompressionBombError as exc:  # over Pillow's own limit (set by the caller)
-            raise ImageProblem(f"image is too large (possible decompression bomb): {exc}") from None
-        except Image.UnidentifiedImageError:
-            raise ImageProblem("image format not recognised (not an image file, or a corrupt header)") from None
-        except MemoryError:
-            raise ImageProblem("image needs more memory to decode than is available; downscale it") from None
-        except Exception as exc:  # noqa: BLE001 - crafted files make Pillow raise many types
-            msg = str(exc) or type(exc).__name__
-            if "truncated" in msg.lower() or isinstance(exc, EOFError):
-                raise ImageProblem(f"image file is truncated ({msg}); re-download or re-export it") from None
-            raise ImageProblem(f"image cannot be decoded ({type(exc).__name__}: {msg})") from None
+        except (Exception, MemoryError) as exc:  # noqa: BLE001 - crafted files make Pillow raise many types
+            raise ImageProblem(decode_failure(exc, truncated_fix="re-download or re-export it")) from None
         finally:
             if must_clear:
                 ImageFile.LOAD_TRUNCATED_IMAGES = old_trunc
+
+
+def decode_failure(exc: BaseException, *, truncated_fix: str) -> str:
+    """What to tell the sender of an image whose decode raised ``exc``, and what to do about it.
+
+    Pillow raises many exception types for crafted or damaged files; this names the problem
+    (over Pillow's pixel limit, not an image, out of memory, truncated, or any other decode
+    error) in one wording for every reader of images. ``truncated_fix`` says how to get the
+    whole file (e.g. "re-send the whole file").
+    """
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):  # over Pillow's own limit (set by the caller)
+        return f"image is too large (possible decompression bomb): {exc}"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "image format not recognised (not an image file, or a corrupt header)"
+    if isinstance(exc, MemoryError):
+        return "image needs more memory to decode than is available; downscale it"
+    msg = str(exc) or type(exc).__name__
+    if "truncated" in msg.lower() or isinstance(exc, EOFError):
+        return f"image file is truncated ({msg}); {truncated_fix}"
+    return f"image cannot be decoded ({type(exc).__name__}: {msg})"
 
 
 def _check_image(path: str) -> str | None:
