@@ -10,7 +10,15 @@ from PIL import Image  # noqa: E402
 
 from recgen.evaluation.judges import AttributeJudge, visible_difference  # noqa: E402
 from recgen.generators import GenerationContext, make_generator  # noqa: E402
-from recgen.generators.studio import StudioGenerator, fit_image, main_colour, mood_of, recolour  # noqa: E402
+from recgen.generators.studio import (  # noqa: E402
+    StudioGenerator,
+    fit_image,
+    main_colour,
+    mood_of,
+    recolour,
+    title_card,
+    title_parts,
+)
 
 TINY = {"image_size": 64, "mood_epochs": 3, "editor_epochs": 1, "batch_size": 128}
 
@@ -289,6 +297,8 @@ def test_config_is_checked():
         make_generator("studio", mood_strength=1.5)
     with pytest.raises(ValueError, match="image_size"):
         make_generator("studio", image_size=8)
+    with pytest.raises(ValueError, match="text_previews"):
+        make_generator("studio", text_previews="poster")
 
 
 # ------------------------------------------------------------------------ composition
@@ -357,3 +367,106 @@ def test_colour_model_knows_when_text_names_colours():
     assert _colour_model(unnamed, mains, 4, 0)[2] < 0.5
     few = _colour_model(named[:10], mains[:10], 4, 0)
     assert few[0].shape == (0, 3) and few[2] == 0.0  # too few photos for a colour model
+
+
+# ------------------------------------------------------------------------ artwork: title cards
+@pytest.mark.parametrize("title, parts", [
+    ("Toy Story (1995)", ("Toy Story", "1995")),
+    ("Usual Suspects, The (1995)", ("The Usual Suspects", "1995")),
+    ("Enfer, L' (1994)", ("L'Enfer", "1994")),
+    ("  Blue   Mug ", ("Blue Mug", "")),
+    ("(1995)", ("(1995)", "")),
+])
+def test_title_parts_reads_a_catalog_title_as_a_cover_shows_it(title, parts):
+    assert title_parts(title) == parts
+
+
+@pytest.mark.parametrize("field, ink_is_light", [(0.1, True), (0.9, False)])
+def test_title_card_sets_the_title_in_ink_that_reads_on_its_field(field, ink_is_light):
+    palette = np.full((3, 2, 2), field, np.float32)
+    card = title_card("Heat (1995)", palette, 80, 120).astype(int)
+    blank = title_card("", palette, 80, 120).astype(int)
+    assert card.shape == (120, 80, 3)
+    changed = np.abs(card - blank).sum(-1) > 60
+    assert changed[: 120 // 2].sum() > 50  # the title is set in the upper half
+    assert changed[120 * 3 // 4:].sum() == 0  # nothing below it
+    lum = card[changed].mean()
+    assert (lum > 128) == ink_is_light
+
+
+def test_title_card_fits_a_long_title_within_the_card():
+    long = " ".join(["Interminable"] * 30)
+    card = title_card(long, np.full((3, 2, 2), 0.2, np.float32), 64, 96)
+    assert card.shape == (96, 64, 3)
+    blank = title_card("", np.full((3, 2, 2), 0.2, np.float32), 64, 96)
+    rows = np.flatnonzero((np.abs(card.astype(int) - blank.astype(int)).sum(-1) > 60).any(1))
+    assert rows.max() < 0.75 * 96  # cut to four lines (with an ellipsis), not run off the card
+
+
+@pytest.fixture(scope="module")
+def artwork_studio(model, sample, hidden, tmp_path_factory):
+    """A studio fitted on full-bleed pictures (the sample photos on a dark ground: artwork, not cut-outs)."""
+    from recgen.catalog.data import CatalogData
+
+    d = tmp_path_factory.mktemp("artwork")
+    items = sample.items.copy()
+    paths = []
+    for i, p in zip(items["item_id"].astype(str), items["image_path"]):
+        if i in hidden or not isinstance(p, str):
+            paths.append(None)
+            continue
+        rgb = np.asarray(Image.open(p).convert("RGB").resize((40, 60))).copy()
+        rgb[(rgb.astype(int).sum(-1) > 600)] = (20, 30, 60)  # the white ground becomes dark blue
+        Image.fromarray(rgb).save(d / f"{i}.png")
+        paths.append(str(d / f"{i}.png"))
+    items["image_path"] = paths
+    items["title"] = [f"Film number {k}, The (19{k % 100:02d})" for k in range(len(items))]
+    catalog = CatalogData(items=items, reviews=sample.reviews, interactions=sample.interactions)
+    return make_generator("studio", **TINY).fit(GenerationContext(model, catalog))
+
+
+def test_artwork_library_gives_items_without_a_photo_a_title_card(artwork_studio, ctx, hidden):
+    gen = artwork_studio
+    assert gen.text_style == "title" and "editor" not in gen._nets  # no editor is trained for covers
+    assert abs(gen.card_aspect - 40 / 60) < 0.05
+    assert gen.titles[hidden[0]].startswith("Film number 0")
+    out = gen.generate(ctx, hidden, [None] * len(hidden))
+    assert out.generated == [True] * len(hidden)
+    s = gen.config.image_size
+    w = round(s * gen.card_aspect)
+    x0 = (s - w) // 2
+    img = out.images.astype(int)
+    assert (img[:, s // 2, : x0 - 2] > 150).all()  # outside the cover: the light backdrop
+    # the covers differ by title (and by the colours their text predicts)
+    assert np.abs(img[0] - img[1]).mean() > 5
+    label = np.median(img[:, -1, :8], axis=1)  # marked generated
+    assert (label[:, 0] > 180).all() and (label[:, 2] < 80).all()
+
+
+def test_title_card_takes_the_title_from_the_context_catalog_first(artwork_studio, model, sample, hidden):
+    from recgen.catalog.data import CatalogData
+
+    gen = artwork_studio
+    items = sample.items.copy()
+    items["title"] = "Renamed"
+    fresh = GenerationContext(model, CatalogData(items=items, reviews=sample.reviews,
+                                                 interactions=sample.interactions))
+    assert gen._titles(fresh, hidden[:1]) == ["Renamed"]
+    assert gen._titles(GenerationContext(model), hidden[:1]) == [gen.titles[hidden[0]]]
+    assert gen._titles(GenerationContext(model), ["no-such-item"]) == [""]
+    a = gen.generate(fresh, hidden[:1], [None]).images
+    b = gen.generate(GenerationContext(model), hidden[:1], [None]).images
+    assert not np.array_equal(a, b)  # a new title is a new cover, not a stale cached one
+
+
+def test_title_style_survives_save_and_load(artwork_studio, ctx, hidden, tmp_path):
+    gen = artwork_studio
+    gen.save(tmp_path / "g")
+    back = StudioGenerator.load(tmp_path / "g")
+    assert back.text_style == "title" and back.titles == gen.titles and back.card_aspect == gen.card_aspect
+    np.testing.assert_array_equal(back.generate(ctx, hidden, [None] * 3).images,
+                                  gen.generate(ctx, hidden, [None] * 3).images)
+
+
+def test_product_library_keeps_the_exemplar_style(studio):
+    assert studio.text_style == "exemplar" and "editor" in studio._nets and studio.titles == {}

@@ -43,6 +43,16 @@ Two jobs, one generator (registry name ``"studio"``):
   but it is a *generated* picture of the item, and it is marked as such (a "generated" label in
   the picture, ``PreviewOutput.generated`` and :meth:`StudioGenerator.is_generated`).
 
+  **Artwork** (film posters, book and album covers) is different: its picture *is* the
+  item's identity, so a retrieved exemplar would show another title's poster, title and all.
+  When most library photos are full-bleed (``text_previews="auto"``; or ``"title"``), an item
+  without a photo gets a typographic cover instead (:func:`title_card`): its title (and year)
+  set over a top-to-bottom gradient of the colours its text predicts (a ridge map from text to
+  the library's colour layouts), laid out like the library's pictures, marked generated like
+  every text-only preview. No editor is trained for it. The text of a film says little about
+  its poster's look (benchmarks/RESULTS.md measures how little), so the cover promises only
+  what is known: the title.
+
 No image feature of the item itself enters the text-only condition (only its text vector), so
 a held-out photo can judge the result.
 
@@ -54,6 +64,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -72,6 +83,7 @@ log = logging.getLogger(__name__)
 _KIND = "studio-generator"
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MODES = ("auto", "photo", "text")
+TEXT_PREVIEWS = ("auto", "exemplar", "title")
 
 
 @dataclass
@@ -123,6 +135,12 @@ class StudioConfig:
         model's probability reaches this (0..1); below it the exemplar keeps its colours.
     colour_clusters : int
         Most colour clusters of the library's main colours (fewer on small libraries).
+    text_previews : {"auto", "exemplar", "title"}
+        What an item without a photo gets. ``exemplar``: a retrieved product recoloured to its
+        text (above). ``title``: a typographic cover, the item's title over the colours its
+        text predicts; for artwork (posters, covers) a retrieved exemplar would show *another*
+        title's picture. ``auto``: ``title`` when most library photos are full-bleed artwork
+        (no plain background to cut the product from), else ``exemplar``.
     mark_generated : bool
         Draw a "generated" label on previews made without the item's photo.
     history_limit : int
@@ -153,6 +171,7 @@ class StudioConfig:
     adversarial_weight: float = 0.05
     colour_confidence: float = 0.5
     colour_clusters: int = 16
+    text_previews: str = "auto"
     mark_generated: bool = True
     history_limit: int = 50
     batch_size: int = 64
@@ -172,6 +191,8 @@ class StudioConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1]; got {v!r}")
+        if self.text_previews not in TEXT_PREVIEWS:
+            raise ValueError(f"text_previews must be one of {TEXT_PREVIEWS}; got {self.text_previews!r}")
         if self.adversarial_weight < 0 or self.lr <= 0:
             raise ValueError("adversarial_weight must be >= 0 and lr > 0")
 
@@ -285,6 +306,17 @@ def recolour(rgb: np.ndarray, alpha: np.ndarray, main: np.ndarray, target: np.nd
     return np.clip(a * y + (1.0 - a) * x, 0, 255).round().astype(np.uint8)
 
 
+def _full_bleed(alpha: np.ndarray) -> float | None:
+    """Width / height of a full-bleed picture (its matte fills its bounding box: artwork, not a cut-out
+    product), or None."""
+    on = np.asarray(alpha) > 0.5
+    if not on.any():
+        return None
+    ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+    h, w = ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1
+    return float(w / h) if on.sum() >= 0.98 * w * h else None
+
+
 def _shade(rgb: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """How much a background pixel is darkened in the photo (shadows, anti-aliased edges), 0..1."""
     return np.clip((rgb.astype(np.float32) @ _LUMA) / max(float(bg @ _LUMA), 1.0), 0.0, 1.0)
@@ -355,6 +387,115 @@ def _label(size: int, text: str = "generated") -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32)
 
 
+_ARTICLE_LAST = re.compile(r"^(?P<name>.+?),\s*(?P<article>The|A|An|Les|La|Le|L'|Il|Der|Die|Das|El)$", re.IGNORECASE)
+_YEAR_LAST = re.compile(r"^(?P<name>.*?)\s*\((?P<year>\d{4})\)\s*$")
+
+
+def title_parts(title: str) -> tuple[str, str]:
+    """A catalog title as a cover shows it: ``(name, year)``.
+
+    A trailing ``(1995)`` becomes the year and a library-style trailing article moves to the
+    front: ``"Usual Suspects, The (1995)"`` -> ``("The Usual Suspects", "1995")``.
+    """
+    title = " ".join(str(title or "").split())
+    m = _YEAR_LAST.match(title)
+    name, year = (m["name"], m["year"]) if m and m["name"] else (title, "")
+    m = _ARTICLE_LAST.match(name)
+    if m:
+        name = f"{m['article']}{'' if m['article'].endswith(chr(39)) else ' '}{m['name']}"
+    return name, year
+
+
+def _wrap(draw, text: str, font, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to ``width`` pixels; a word longer than the line stays whole."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+@functools.lru_cache(maxsize=64)
+def _font(size: int):
+    """A bold sans-serif at ``size`` px and whether it covers accented Latin: DejaVu Sans Bold where the
+    system has it (Debian's fonts-dejavu-core), else Pillow's built-in font (ASCII only)."""
+    from PIL import ImageFont
+
+    for name in ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf"):
+        try:
+            return ImageFont.truetype(name, size), True
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size), False
+
+
+def _printable(text: str, unicode_font: bool) -> str:
+    """``text`` as the font can set it: accents dropped (é -> e) and other non-ASCII left out for the
+    ASCII-only built-in font, so a title never shows missing-glyph boxes."""
+    if unicode_font:
+        return text
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return " ".join(plain.split())
+
+
+def title_card(title: str, palette: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A typographic cover, uint8 (height, width, 3): the title set over a colour field.
+
+    ``palette`` (3, G, G) in 0..1 is the colour layout the cover's colours follow (e.g. the
+    one the item's text predicts); it is smoothly upsampled. The title is set as large as fits
+    (at most four lines) in the upper part, the year below it, in white or near-black,
+    whichever reads on the field, with a thin outline in the other.
+    """
+    from PIL import Image, ImageDraw
+
+    grid = np.clip(np.asarray(palette, dtype=np.float32), 0.0, 1.0).transpose(1, 2, 0)
+    field = Image.fromarray((grid * 255).round().astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
+    name, year = title_parts(title)
+    name = _printable(name, _font(12)[1])
+    draw = ImageDraw.Draw(field)
+    box = round(0.84 * width)
+    top = round(0.12 * height)
+    chosen = None
+    for size in range(max(8, height // 6), max(7, height // 16) - 1, -1):
+        font = _font(size)[0]
+        lines = _wrap(draw, name, font, box)
+        if len(lines) <= 4 and all(draw.textlength(t, font=font) <= box for t in lines) \
+                and len(lines) * size * 1.15 <= 0.55 * height:
+            chosen = (font, lines, size)
+            break
+    if chosen is None:  # a very long title: the smallest size, cut to four lines
+        size = max(7, height // 16)
+        font = _font(size)[0]
+        lines = _wrap(draw, name, font, box)
+        if len(lines) > 4:
+            lines = lines[:4]
+            while lines[3] and draw.textlength(lines[3] + "\u2026", font=font) > box:
+                lines[3] = lines[3].rsplit(" ", 1)[0] if " " in lines[3] else lines[3][:-1]
+            lines[3] += "\u2026" if _font(12)[1] else "..."
+        chosen = (font, lines, size)
+    font, lines, size = chosen
+    block = round(len(lines) * size * 1.15)
+    band = np.asarray(field, dtype=np.float32)[top:top + block + size] @ _LUMA
+    light = float(band.mean()) < 140 if band.size else True
+    ink, edge = ((250, 250, 250), (20, 20, 20)) if light else ((18, 18, 18), (240, 240, 240))
+    stroke = max(1, size // 14)
+    y = top
+    for line in lines:
+        w = draw.textlength(line, font=font)
+        draw.text(((width - w) / 2, y), line, font=font, fill=ink, stroke_width=stroke, stroke_fill=edge)
+        y += round(size * 1.15)
+    if year:
+        small = _font(max(7, height // 12))[0]
+        w = draw.textlength(year, font=small)
+        draw.text(((width - w) / 2, y + size * 0.25), year, font=small, fill=ink, stroke_width=max(1, stroke // 2),
+                  stroke_fill=edge)
+    return np.asarray(field, dtype=np.uint8)
+
+
 def _tag(canvas: np.ndarray, text: str = "generated") -> None:
     """Mark a preview as generated, in place: an amber "generated" label in the bottom-left corner.
 
@@ -386,6 +527,12 @@ class StudioGenerator:
         # generated products of items without a photo (they depend on the item's text, not the user)
         self._text_cache: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structure_unit: np.ndarray | None = None
+        #: what items without a photo get ("exemplar" or "title"; ``config.text_previews`` resolved at fit)
+        self.text_style = "exemplar"
+        #: titles of the catalog's items (kept for the title style), width / height of a title card
+        self.titles: dict[str, str] = {}
+        self.card_aspect = 1.0
+        self._card_colours: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _check(self) -> None:
@@ -411,6 +558,10 @@ class StudioGenerator:
         fitted on the library predicts it from the text vector.
         """
         lib = self._lib
+        if lib.structure.shape[1] == 0:
+            raise NotFittedError("this studio generator makes title cards for items without a photo "
+                                 "(text_previews='title'): it keeps no structure features to retrieve exemplars by; "
+                                 "fit it with text_previews='exemplar' for that")
         w = lib.ridge.numpy()
         pred = np.concatenate([text_vecs, np.ones((len(text_vecs), 1), np.float32)], 1) @ w
         if self._structure_unit is None:  # normalized once, not on every call (reset by add_photos)
@@ -462,15 +613,32 @@ class StudioGenerator:
         torch.manual_seed(cfg.seed)
         self.dim = context.dim
         text = context.item_vectors(rows, "text")
-        structure, ridge = _structure(context, photos, text, cfg.ridge)
         palettes = np.stack([mood_of(p, a).reshape(-1) for p, a in zip(photos, alphas)])
         mains = np.stack([main_colour(p, a) for p, a in zip(photos, alphas)])
         centres, weights, cv = _colour_model(text, mains, cfg.colour_clusters, cfg.seed)
-        if cfg.editor and cv < cfg.colour_confidence:
+        bleed = [_full_bleed(a) for a in alphas]
+        artwork = [b for b in bleed if b is not None]
+        style = cfg.text_previews
+        if style == "auto":
+            style = "title" if len(artwork) >= 0.5 * len(alphas) else "exemplar"
+        self.text_style = style
+        self.card_aspect = float(np.median(artwork)) if artwork else 1.0
+        self.titles = {}
+        if style == "exemplar":  # what exemplar retrieval matches (covers retrieve nothing)
+            structure, ridge = _structure(context, photos, text, cfg.ridge)
+        else:
+            structure, ridge = np.zeros((len(photos), 0), np.float32), np.zeros((text.shape[1] + 1, 0), np.float32)
+        if style == "title":
+            if "title" in catalog.items.columns:
+                self.titles = {str(i): str(t) for i, t in zip(catalog.items["item_id"], catalog.items["title"])
+                               if isinstance(t, str) and t.strip()}
+            log.info("%d of %d library photos are full-bleed artwork: items without a photo get a title card "
+                     "(text_previews=%r)", len(artwork), len(alphas), cfg.text_previews)
+        elif cfg.editor and cv < cfg.colour_confidence:
             log.warning("the catalog's texts do not name its products' colours (colour model cross-validated "
                         "accuracy %.2f < colour_confidence %.2f): previews of items without a photo will show a "
-                        "retrieved exemplar in its own colours, refined by the editor; they are marked generated, "
-                        "but for artwork such as film posters prefer mode='photo' (add_photos for new listings)",
+                        "retrieved exemplar in its own colours, refined by the editor; they are marked generated. "
+                        "For artwork (posters, covers) set text_previews='title'",
                         cv, cfg.colour_confidence)
         lib = _Library(np.stack(photos), np.stack(alphas), np.stack(bgs), text, context.item_vectors(rows, "image"),
                        structure, ridge, _ridge(text, palettes, cfg.ridge), palettes, mains, centres, weights,
@@ -481,8 +649,9 @@ class StudioGenerator:
         self._sized_cache.clear()  # caches of a previous fit
         self._text_cache.clear()
         self._structure_unit = None
+        self._card_colours = None
         self._fit_mood(context, progress)
-        if cfg.editor and len(ids) >= 2:
+        if cfg.editor and style == "exemplar" and len(ids) >= 2:
             self._nets["editor"] = BilateralEditor(_editor_cond_dim(self.dim))
             self._fit_editor(progress)
         for net in self._nets.values():
@@ -535,7 +704,7 @@ class StudioGenerator:
         self._sized_cache.clear()  # retrieval may pick the new photos
         self._text_cache.clear()
         self._structure_unit = None
-        grey = _grey_features(context, photos)
+        grey = _grey_features(context, photos) if lib.structure.shape[1] else np.zeros((len(photos), 0), np.float32)
         new = {"photo": np.stack(photos), "alpha": np.stack([np.clip(f[1] * 255, 0, 255).round() for f in fitted])
                .astype(np.uint8), "bg": np.stack([f[2] for f in fitted]),
                "text": context.item_vectors(rows, "text"), "image": context.item_vectors(rows, "image"),
@@ -733,6 +902,51 @@ class StudioGenerator:
             out[j] = recolour(photos[j], alphas[j], mains[exemplar_rows[j]], colours[j])
         return out
 
+    def _titles(self, context: GenerationContext, item_ids: Sequence[str]) -> list[str]:
+        """Each item's title: from ``context.catalog`` when it has the item (newer), else as kept at fit, else ""."""
+        fresh: dict[str, str] = {}
+        cat = context.catalog
+        if cat is not None and "title" in cat.items.columns:
+            want = set(item_ids)
+            fresh = {str(i): str(t) for i, t in zip(cat.items["item_id"], cat.items["title"])
+                     if str(i) in want and isinstance(t, str) and t.strip()}
+        return [fresh.get(i) or self.titles.get(i, "") for i in item_ids]
+
+    def _covers(self, item_vecs: np.ndarray, titles: Sequence[str]) -> list:
+        """Title cards of items without a photo: list of (rgb, alpha, bg), laid out like a library photo.
+
+        The colours are the library palette the item's text predicts (ridge map), moved away from
+        the library's mean as far as real palettes vary (a ridge prediction shrinks toward the
+        mean, which reads as grey), and reduced to a top-to-bottom gradient.
+        """
+        lib = self._lib
+        if self._card_colours is None:  # how far predictions shrink, measured once on the library
+            pal = lib.palette.numpy()
+            pred = np.concatenate([lib.text.numpy(), np.ones((len(pal), 1), np.float32)], 1) @ lib.palette_ridge.numpy()
+            self._card_colours = (pal.mean(0), pal.std(0) / np.maximum(pred.std(0), 1e-3))
+        mean, stretch = self._card_colours
+        x = np.concatenate([item_vecs, np.ones((len(item_vecs), 1), np.float32)], 1)
+        g = round((mean.shape[0] / 3) ** 0.5)  # palettes are (3, g, g) grids, flattened
+        pal = np.clip(mean + (x @ lib.palette_ridge.numpy() - mean) * stretch, 0, 1).reshape(-1, 3, g, g)
+        half = g // 2
+        s = self.config.image_size
+        w = h = s
+        if self.card_aspect < 1:
+            w = max(8, round(s * self.card_aspect))
+        else:
+            h = max(8, round(s / self.card_aspect))
+        x0, y0 = (s - w) // 2, (s - h) // 2
+        out = []
+        for p, title in zip(pal, titles):
+            top, bottom = p[:, :half].mean((1, 2)), p[:, half:].mean((1, 2))
+            grid = np.stack([top, bottom], 1)[:, :, None].repeat(2, 2)
+            rgb = np.full((s, s, 3), 255, np.uint8)
+            rgb[y0:y0 + h, x0:x0 + w] = title_card(title, grid, w, h)
+            alpha = np.zeros((s, s), np.float32)
+            alpha[y0:y0 + h, x0:x0 + w] = 1.0
+            out.append((rgb, alpha, np.full(3, 255.0, np.float32)))
+        return out
+
     def _edited(self, item_vecs: np.ndarray, item_ids: Sequence[str | None]) -> tuple[list, np.ndarray]:
         """Text-only products: (list of (rgb, alpha, bg)), exemplar rows."""
         import torch
@@ -864,14 +1078,20 @@ class StudioGenerator:
         gen_idx = [j for j, g in enumerate(generated) if g]
         if gen_idx:  # a generated product does not depend on the user: made once per item, then cached
             tv = context.item_vectors(rows[gen_idx], "text")
-            keys = [("text", item_ids[j], zlib.crc32(tv[k].tobytes())) for k, j in enumerate(gen_idx)]
+            titles = self._titles(context, [item_ids[j] for j in gen_idx]) if self.text_style == "title" \
+                else [""] * len(gen_idx)
+            keys = [("text", item_ids[j], zlib.crc32(tv[k].tobytes() + titles[k].encode()))
+                    for k, j in enumerate(gen_idx)]
             for key in keys:
                 hit = self._text_cache.get(key)
                 if hit is not None:
                     made[key] = hit
             todo = list({key: k for k, key in enumerate(keys) if key not in made}.values())
             if todo:
-                edited, _ = self._edited(tv[todo], [keys[k][1] for k in todo])
+                if self.text_style == "title":
+                    edited = self._covers(tv[todo], [titles[k] for k in todo])
+                else:
+                    edited, _ = self._edited(tv[todo], [keys[k][1] for k in todo])
                 made.update((keys[k], p) for k, p in zip(todo, edited))
                 if len(self._text_cache) + len(todo) > 4096:
                     self._text_cache.clear()
@@ -919,7 +1139,8 @@ class StudioGenerator:
         self._check()
         config = {"studio": asdict(self.config), "ids": self.ids, "dim": self.dim, "history": self.history,
                   "features": int(self._lib.structure.shape[1]), "colours": int(self._lib.colour_centres.shape[0]),
-                  "editor": "editor" in self._nets}
+                  "editor": "editor" in self._nets, "text_style": self.text_style, "titles": self.titles,
+                  "card_aspect": self.card_aspect}
         return save_torch_state(directory, kind=_KIND, modules=self._nets, config=config)
 
     @classmethod
@@ -947,6 +1168,9 @@ class StudioGenerator:
             gen._row = {i: j for j, i in enumerate(gen.ids)}
             gen.dim = int(cfg["dim"])
             gen.history = {k: [float(x) for x in v] for k, v in cfg["history"].items()}
+            gen.text_style = str(cfg.get("text_style", "exemplar"))
+            gen.titles = {str(k): str(v) for k, v in (cfg.get("titles") or {}).items()}
+            gen.card_aspect = float(cfg.get("card_aspect", 1.0))
             n, s = len(gen.ids), config.image_size
             nets = {"library": _Library.empty(n, s, gen.dim, int(cfg["features"]), int(cfg["colours"])),
                     "mood": MoodCVAE(gen.dim, latent_dim=config.mood_latent)}
