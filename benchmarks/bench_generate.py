@@ -80,7 +80,7 @@ def previews(args) -> None:
     hidden = catalog.items.assign(item_id=catalog.items["item_id"].astype(str))
     hidden.loc[hidden["item_id"].isin(test_ids), "image_path"] = None
     gen_catalog = CatalogData(items=hidden, reviews=catalog.reviews, interactions=catalog.interactions)
-    overrides = {"image_size": size, "editor_epochs": args.epochs}
+    overrides = {"image_size": size, "editor_epochs": args.epochs, **dict(args.studio)}
     t = time.perf_counter()
     gen = make_generator("studio", seed=args.seed, **overrides).fit(GenerationContext(model, gen_catalog))
     fit_s = time.perf_counter() - t
@@ -231,6 +231,19 @@ def text_bound(ctx, items, test_mask, real, rows_t, seed) -> None:
               f"top-5 {ident['top5']:.3f} (chance {ident['chance_top5']:.2f})")
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as JSON where it parses (numbers, true/false), else as text."""
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def replace_config(gen, fresh_caches=False, **changes):
     """A shallow copy of a generator with some config fields changed (the networks are shared)."""
     import copy
@@ -338,6 +351,8 @@ def main() -> None:
     ap.add_argument("--max-reviews", type=int, default=20, help="blurbs: reviews per item")
     ap.add_argument("--peter-epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--studio", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+                    help="previews: a StudioConfig setting (repeatable), e.g. --studio card_backdrop=true")
     ap.add_argument("--out-dir", default=".", help="where preview sample sheets are written")
     args = ap.parse_args()
     if args.threads:

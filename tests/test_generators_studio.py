@@ -120,6 +120,25 @@ def test_with_photo_previews_keep_the_products_pixels(studio, ctx, model):
     assert out.generated == [False] and out.anchors == [None]
 
 
+def test_card_backdrop_takes_up_the_card_items_colours(studio, ctx, model):
+    import copy
+    from dataclasses import replace
+
+    user, seen = _user_with_history(model, studio)
+    item = next(i for i in model.items.ids if i in studio._row and i not in seen)
+    gen = copy.copy(studio)
+    gen.config = replace(studio.config, card_backdrop=True)
+    out = gen.generate(ctx, [item, item], [user, None])
+    s = gen.config.image_size
+    g = round((gen._lib.palette.shape[1] / 3) ** 0.5)
+    want = gen._backdrops(gen._lib.palette[gen._row[out.anchors[0]]].numpy().reshape(1, 3, g, g))[0]
+    # the top edge's middle: neither product nor card nor label covers it
+    np.testing.assert_allclose(out.images[0, 0, s // 2], want[0, s // 2], atol=1.0)
+    plain = studio.generate(ctx, [item, item], [user, None])
+    np.testing.assert_array_equal(out.images[1], plain.images[1])  # no card, no change: the cVAE's backdrop
+    assert not np.array_equal(out.images[0], plain.images[0])
+
+
 def test_personal_preview_shows_an_item_of_the_users_own_history(studio, ctx, model):
     user, seen = _user_with_history(model, studio)
     item = next(i for i in model.items.ids if i in studio._row and i not in seen)

@@ -143,6 +143,10 @@ class StudioConfig:
         (no plain background to cut the product from), else ``exemplar``.
     mark_generated : bool
         Draw a "generated" label on previews made without the item's photo.
+    card_backdrop : bool
+        When a history card is shown, the backdrop takes up the card item's colour layout
+        (its palette, as light as ``mood_strength``) instead of the mood cVAE's sample, so
+        backdrop and card read as one composition; previews without a card keep the cVAE's.
     history_limit : int
         Most recent history items considered for the card.
     batch_size : int
@@ -173,6 +177,7 @@ class StudioConfig:
     colour_clusters: int = 16
     text_previews: str = "auto"
     mark_generated: bool = True
+    card_backdrop: bool = False
     history_limit: int = 50
     batch_size: int = 64
     lr: float = 2e-3
@@ -858,6 +863,11 @@ class StudioGenerator:
         z = _row_normals(seeds, cfg.mood_latent) * 0.5
         with torch.no_grad():
             m = net.decode(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(user_vecs)).numpy()
+        return self._backdrops(m)
+
+    def _backdrops(self, m: np.ndarray) -> np.ndarray:
+        """Mood grids (n, 3, G, G) in 0..1 as backdrops, float (n, S, S, 3) in 0..255."""
+        cfg = self.config
         # bilinear upsampling (corners aligned) as two small matrix products: (n, 3, G, G) -> (n, S, S, 3)
         g, size = m.shape[-1], cfg.image_size
         pos = np.linspace(0, g - 1, size, dtype=np.float32)
@@ -1111,6 +1121,9 @@ class StudioGenerator:
                 else:
                     a = self._anchor(self._row.get(i), fused[j], histories[j])
             canvas = canvases[j]
+            if a is not None and cfg.card_backdrop:  # the backdrop takes up the card's colours
+                g = round((self._lib.palette.shape[1] / 3) ** 0.5)
+                canvas[:] = self._backdrops(self._lib.palette[a].numpy().reshape(1, 3, g, g))[0]
             key = self._row[i] if products[j] is None else products[j]
             side = round(cfg.product_scale * s)
             card = round(cfg.inset_scale * s)
