@@ -473,6 +473,12 @@ def test_title_card_takes_the_title_from_the_context_catalog_first(artwork_studi
     assert gen._titles(fresh, hidden[:1]) == ["Renamed"]
     assert gen._titles(GenerationContext(model), hidden[:1]) == [gen.titles[hidden[0]]]
     assert gen._titles(GenerationContext(model), ["no-such-item"]) == [""]
+    import copy
+
+    other = copy.deepcopy(gen).add_titles(["no-such-item"], ["  A  New Film (2001) "])
+    assert other._titles(GenerationContext(model), ["no-such-item"]) == ["A New Film (2001)"]
+    with pytest.raises(ValueError, match="titles has 0 entries"):
+        other.add_titles(["x"], [])
     a = gen.generate(fresh, hidden[:1], [None]).images
     b = gen.generate(GenerationContext(model), hidden[:1], [None]).images
     assert not np.array_equal(a, b)  # a new title is a new cover, not a stale cached one

@@ -730,6 +730,26 @@ class StudioGenerator:
                 self.ids.append(i)
         return self
 
+    def add_titles(self, item_ids: Sequence[str], titles: Sequence[str]) -> "StudioGenerator":
+        """Add (or replace) the titles that title cards show (new listings of an artwork catalog); returns self.
+
+        Titles are kept at :meth:`fit` for the catalog's items; a ``GenerationContext`` whose
+        catalog has the item's title overrides them at generation.
+
+        Raises
+        ------
+        ValueError
+            Lengths differ.
+        """
+        self._check()
+        item_ids, titles = [str(i) for i in item_ids], list(titles)
+        if len(titles) != len(item_ids):
+            raise ValueError(f"titles has {len(titles)} entries but item_ids has {len(item_ids)}")
+        for i, t in zip(item_ids, titles):
+            if isinstance(t, str) and t.strip():
+                self.titles[i] = " ".join(t.split())
+        return self
+
     def _fit_mood(self, context: GenerationContext, progress: bool) -> None:
         import torch
 
