@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -98,9 +99,12 @@ def test_ingest_reports_bad_rows(tmp_path):
     assert r.exit_code == 1 and "nothing was stored" in r.output
 
 
-def test_demo_writes_report(tmp_path):
+def test_demo_writes_report(tmp_path, _warm_store):
     from recgen.demo import run_demo
 
+    (tmp_path / "demo").mkdir()
+    for f in _warm_store.glob("recgen.db*"):  # the demo's store doubles as the embedding cache: already warm
+        shutil.copy2(f, tmp_path / "demo" / f.name)
     res = run_demo("sample", out=tmp_path / "demo", n_users=2, progress=False, echo=lambda s: None)
     html = res.report_path.read_text()
     assert "Recovered tastes" in html and "data:image/jpeg;base64," in html and "recgen_sim" not in html
