@@ -187,6 +187,26 @@ def test_anchor_asked_for_is_shown(studio, ctx, model):
     assert studio.generate(ctx, [item], [user], anchors=["no-such-item"]).anchors[0] in seen
 
 
+def test_neutral_backdrop_strength_is_its_own_setting(studio, ctx, model):
+    import copy
+    from dataclasses import replace
+
+    user, seen = _user_with_history(model, studio)
+    item = next(i for i in model.items.ids if i in studio._row and i not in seen)
+    white = copy.copy(studio)
+    white.config = replace(studio.config, neutral_mood_strength=0.0, inset=False)
+    white._sized_cache = {}
+    out = white.generate(ctx, [item, item], [user, None])
+    s = white.config.image_size
+    assert (out.images[1, 0, s // 2] == 255).all()  # the neutral backdrop: white, as a catalog photo
+    tinted = copy.copy(studio)
+    tinted.config = replace(studio.config, neutral_mood_strength=1.0, inset=False)
+    tinted._sized_cache = {}
+    again = tinted.generate(ctx, [item, item], [user, None])
+    np.testing.assert_array_equal(again.images[0], out.images[0])  # a user's backdrop does not depend on it
+    assert not np.array_equal(again.images[1], out.images[1])
+
+
 def test_contrasting_users_get_visibly_different_previews(studio, ctx, model):
     from recgen.demo import _contrasting
 
@@ -457,7 +477,7 @@ def test_artwork_library_gives_items_without_a_photo_a_title_card(artwork_studio
     img = out.images.astype(int)
     assert (img[:, s // 2, : x0 - 2] > 150).all()  # outside the cover: the light backdrop
     # the covers differ by title (and by the colours their text predicts)
-    assert np.abs(img[0] - img[1]).mean() > 5
+    assert np.abs(img[0, :, x0:x0 + w] - img[1, :, x0:x0 + w]).mean() > 5
     label = np.median(img[:, -1, :8], axis=1)  # marked generated
     assert (label[:, 0] > 180).all() and (label[:, 2] < 80).all()
 

@@ -10,7 +10,8 @@ Two jobs, one generator (registry name ``"studio"``):
   - the **backdrop** comes from :class:`~recgen.generators.nets.studio.MoodCVAE`, a
     conditional VAE trained to produce the low-frequency colour "mood" of the items a user
     liked from that user's taste vector (so users known only by reviews or text get one
-    too); the neutral user gets the population's mood;
+    too); the neutral preview's backdrop is plain white by default, as a catalog photo's is
+    (``neutral_mood_strength`` > 0 tints it with the population's mood);
   - **"goes with what you have"**: a small card shows an item from the user's own history
     (by default the history item most similar to this one in the shared space;
     :meth:`StudioGenerator.generate` takes the blurb's choice through ``anchors`` so the
@@ -104,8 +105,13 @@ class StudioConfig:
     inset : bool
         Show the "goes with what you have" card (off: the backdrop alone personalizes).
     mood_strength : float
-        How far the backdrop moves from white toward the mood colours (0..1); light by
+        How far a user's backdrop moves from white toward the mood colours (0..1); light by
         default so the product stays the subject.
+    neutral_mood_strength : float
+        The same for the neutral preview (no user, or an unknown one): 0, plain white, by
+        default, as a catalog photo is; the neutral preview then reads like the photo (the
+        independent attribute judge reads it as it reads the photos) and a personal one
+        differs from it visibly.
     mood_epochs, mood_latent : int
         Training epochs and latent width of the mood cVAE.
     mood_beta : float
@@ -161,6 +167,7 @@ class StudioConfig:
     inset_scale: float = 0.4
     inset: bool = True
     mood_strength: float = 0.4
+    neutral_mood_strength: float = 0.0
     mood_epochs: int = 80
     mood_latent: int = 4
     mood_beta: float = 1.0
@@ -192,7 +199,8 @@ class StudioConfig:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         if self.image_size < 32:
             raise ValueError(f"image_size must be >= 32; got {self.image_size}")
-        for name in ("product_scale", "personal_scale", "inset_scale", "mood_strength", "colour_confidence"):
+        for name in ("product_scale", "personal_scale", "inset_scale", "mood_strength", "neutral_mood_strength",
+                     "colour_confidence"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1]; got {v!r}")
@@ -874,8 +882,9 @@ class StudioGenerator:
         self.history["editor_loss"] = losses
 
     # ----------------------------------------------------------------- generate
-    def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        """Backdrops, float (n, S, S, 3) in 0..255, one per row (its own seed)."""
+    def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
+        """Backdrops, float (n, S, S, 3) in 0..255, one per row (its own seed); ``strength`` per row (n,),
+        ``config.mood_strength`` by default."""
         import torch
 
         cfg = self.config
@@ -883,17 +892,19 @@ class StudioGenerator:
         z = _row_normals(seeds, cfg.mood_latent) * 0.5
         with torch.no_grad():
             m = net.decode(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(user_vecs)).numpy()
-        return self._backdrops(m)
+        return self._backdrops(m, strength)
 
-    def _backdrops(self, m: np.ndarray) -> np.ndarray:
-        """Mood grids (n, 3, G, G) in 0..1 as backdrops, float (n, S, S, 3) in 0..255."""
+    def _backdrops(self, m: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
+        """Mood grids (n, 3, G, G) in 0..1 as backdrops, float (n, S, S, 3) in 0..255, each ``strength``
+        (n,) of the way from white (``config.mood_strength`` by default)."""
         cfg = self.config
+        k = np.full(len(m), cfg.mood_strength, np.float32) if strength is None else np.asarray(strength, np.float32)
         # bilinear upsampling (corners aligned) as two small matrix products: (n, 3, G, G) -> (n, S, S, 3)
         g, size = m.shape[-1], cfg.image_size
         pos = np.linspace(0, g - 1, size, dtype=np.float32)
         w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float32)[None, :]))
         up = np.einsum("yk,nckl,xl->nyxc", w, m, w, optimize=True)
-        return (1.0 - cfg.mood_strength * (1.0 - up)) * 255.0
+        return (1.0 - k[:, None, None, None] * (1.0 - up)) * 255.0
 
     def _editor_cond(self, target_text, exemplar_rows, exemplar_palettes):
         """The editor's condition: target text, exemplar text, the palette the target's text predicts
@@ -1102,7 +1113,7 @@ class StudioGenerator:
         uvecs = context.user_vectors(user_ids)
         known = [u is not None and bool(np.any(v)) for u, v in zip(user_ids, uvecs)]
         seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
-        canvases = self._moods(uvecs, seeds)
+        canvases = self._moods(uvecs, seeds, np.where(known, cfg.mood_strength, cfg.neutral_mood_strength))
         products: list[tuple | None] = [None] * len(item_ids)  # keys of generated products
         made: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # this call's generated products
         gen_idx = [j for j, g in enumerate(generated) if g]
