@@ -83,6 +83,27 @@ def test_fit_image_keeps_a_full_bleed_photo_whole_and_letterboxes_it():
     assert alpha[:, 0].max() == 0.0  # letterbox bands are background
 
 
+def test_fit_image_keeps_white_stripes_inside_a_thin_grey_outline():
+    """Regression: a grey outline counted as shadow let the background fill leak into the white
+    stripes it encloses, and personal previews showed them in the backdrop's colour."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (96, 96), (248, 248, 250))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((22, 82, 74, 90), fill=(214, 214, 214))  # a soft shadow under the product
+    draw.rectangle((24, 20, 72, 80), fill=(240, 100, 165))  # a pink body...
+    for y in range(24, 78, 10):
+        draw.rectangle((25, y, 71, y + 4), fill=(252, 252, 252))  # ...with white stripes to its edges
+    draw.rectangle((24, 20, 72, 80), outline=(125, 125, 125))  # a thin grey outline
+    rgb, alpha, _ = fit_image(img, 128)
+    stripe = (rgb.min(-1) > 245) & (np.arange(128)[None, :] > 40) & (np.arange(128)[None, :] < 88)
+    stripe &= (np.arange(128)[:, None] > 34) & (np.arange(128)[:, None] < 100)
+    assert stripe.sum() > 500
+    assert alpha[stripe].min() == 1.0  # every white stripe pixel is product
+    assert alpha[116, 64] == 0.0  # the shadow is still background (kept as shading)
+    assert alpha[5, 5] == 0.0
+
+
 @pytest.mark.parametrize("border", [(0, 0, 0), (250, 220, 0)])
 def test_fit_image_keeps_artwork_with_a_dark_or_saturated_border_whole(border):
     art = np.zeros((96, 64, 3), np.uint8)

@@ -239,7 +239,12 @@ def fit_image(image, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     chroma = small.max(-1) - small.min(-1)
     close = np.linalg.norm(small - bg, axis=-1) < 24
     shadowish = (chroma < 16 + float(bg.max() - bg.min())) & (lum > 0.45 * lbg) & (lum <= lbg * 1.04 + 2)
-    cand = close | shadowish
+    # a thin grey outline is as grey as a shadow but is part of the product: it is darker than
+    # what a grey-level closing (which erases dark features up to about 4 px wide) leaves there.
+    # Counted as background, it would let the fill leak into white stripes and dots the outline
+    # encloses, and those would take the backdrop's colour.
+    line = ndimage.grey_closing(lum, size=(5, 5)) - lum > 20
+    cand = close | (shadowish & ~line)
     ring = np.concatenate([cand[0], cand[-1], cand[:, 0], cand[:, -1]])
     # a product shot: a border that is mostly one light, nearly neutral colour (studio white or
     # grey). A dark or saturated uniform border is part of the artwork (posters, covers): kept whole.
@@ -247,7 +252,11 @@ def fit_image(image, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         labels, _ = ndimage.label(cand)
         touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         outside = np.isin(labels, touching[touching > 0])
-        a = (~outside).astype(np.float32)
+        # specks the outline test keeps (the thin tips of a soft shadow) are not product
+        parts, n_parts = ndimage.label(~outside, structure=np.ones((3, 3)))
+        sizes = np.bincount(parts.ravel(), minlength=n_parts + 1)
+        speck = (sizes < max(4, 0.0008 * nh * nw)) & (np.arange(n_parts + 1) > 0)
+        a = ((~outside) & ~speck[parts]).astype(np.float32)
     else:
         a = np.ones((nh, nw), np.float32)
     rgb = np.empty((size, size, 3), np.float32)
