@@ -198,6 +198,38 @@ def test_card_sits_in_a_corner_the_product_leaves_empty(studio, ctx, model):
         studio.add_photos(ctx, [item], [Image.fromarray(studio._lib.photo[0].numpy())])  # (any shop photo back)
 
 
+def test_card_hides_none_of_a_product_that_leaves_no_corner_free(studio, ctx, model):
+    """A large product leaves no corner free: it moves up-left and shrinks only as far as needed for
+    the card to cover none of it (before, the card could hide up to 9% of a shop product)."""
+    import copy
+
+    gen = copy.deepcopy(studio)
+    user, seen = _user_with_history(model, gen)
+    item = next(i for i in model.items.ids if i in gen._row and i not in seen)
+    big = Image.new("RGB", (96, 96), (248, 248, 248))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(big).rectangle((4, 6, 91, 89), fill=(10, 200, 30), outline=(40, 40, 40))
+    gen.add_photos(ctx, [item], [big])
+    s = gen.config.image_size
+    card = round(gen.config.inset_scale * s)
+    r = gen._row[item]
+    assert gen._free_corner(r, round(gen.config.product_scale * s), card, False) is None
+    out = gen.generate(ctx, [item], [user])
+    assert out.anchors[0] in seen
+    side, x0, y0 = gen._beside(r, card)
+    assert side < round(gen.config.personal_scale * s)  # it had to shrink
+    rgb, alpha = gen._sized(r, side)[:2]
+    placed = np.zeros((s, s), bool)
+    ys, xs = np.nonzero(alpha[..., 0] >= 0.999)
+    keep = (ys + y0 >= 0) & (ys + y0 < s) & (xs + x0 >= 0) & (xs + x0 < s)
+    assert keep.all()  # the whole product is inside the picture
+    placed[ys + y0, xs + x0] = True
+    shown = out.images[0][placed].astype(int)
+    want = np.clip(rgb[ys, xs], 0, 255).round().astype(int)
+    assert (np.abs(shown - want).max(1) <= 1).mean() >= 0.995  # every product pixel visible, unchanged
+
+
 def test_anchor_asked_for_is_shown(studio, ctx, model):
     user, seen = _user_with_history(model, studio)
     item = next(i for i in model.items.ids if i in studio._row and i not in seen)

@@ -16,8 +16,9 @@ Two jobs, one generator (registry name ``"studio"``):
     (by default the history item most similar to this one in the shared space;
     :meth:`StudioGenerator.generate` takes the blurb's choice through ``anchors`` so the
     picture and the words name the same item). The card goes in a corner the product leaves
-    empty, so the product keeps the neutral layout's size; only when no corner is free (a
-    full-bleed poster) does the product move up-left and shrink to ``personal_scale``.
+    empty, so the product keeps the neutral layout's size; when no corner is free (a
+    full-bleed poster, a wide product) the product moves up-left, at most ``personal_scale``
+    and smaller only if the card would otherwise hide part of it.
 
   Faithfulness holds by construction (no product pixel is generated), and the preview is as
   sharp as the photo at the same scale.
@@ -98,8 +99,9 @@ class StudioConfig:
     product_scale : float
         The product's share of the preview's side in the neutral layout.
     personal_scale : float
-        Its share when a history item's card is shown and no corner of the picture is free of
-        the product (the product moves up-left to make room).
+        Its largest share when a history item's card is shown and no corner of the picture is
+        free of the product: the product moves up-left, and shrinks further only as far as it
+        must for the card to hide none of it.
     inset_scale : float
         Side of the history item's card, as a share of the preview's side.
     inset : bool
@@ -1058,6 +1060,35 @@ class StudioGenerator:
         self._sized_cache[cache_key] = found
         return found
 
+    def _beside(self, key: int | tuple, card: int, made: dict | None = None) -> tuple[int, int, int]:
+        """``(side, x0, y0)`` of a product placed up-left beside a ``card``-sided card in the bottom-right
+        corner: the largest side up to ``personal_scale`` at which the card hides (almost) none of the
+        product, with the product's visible extent (not its square) against the top-left margin."""
+        cache_key = ("beside", key, card)
+        if cache_key in self._sized_cache:
+            return self._sized_cache[cache_key]
+        s = self.config.image_size
+        margin = round(0.02 * s)
+        c0 = s - card - margin  # the card's top-left, on both axes
+        top = round(self.config.personal_scale * s)
+        found = None
+        for side in range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)):
+            alpha = self._sized(key, side, made)[1][..., 0]
+            on = alpha > 0.5
+            if not on.any():
+                found = (side, margin, margin)
+                break
+            ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+            x0, y0 = margin - int(xs[0]), margin - int(ys[0])
+            under = alpha[max(c0 - y0, 0):, max(c0 - x0, 0):]  # the part of the product the card would cover
+            if float(under.sum()) <= 0.005 * float(alpha.sum()):
+                found = (side, x0, y0)
+                break
+        if found is None:  # even at half size the card would cover some of it: the smallest tried
+            found = (side, x0, y0)
+        self._sized_cache[cache_key] = found
+        return found
+
     def _anchor(self, item_row: int | None, item_vec: np.ndarray, history: list[str]) -> int | None:
         """Library row of the history item to show beside the product (most similar look), or None."""
         have = [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
@@ -1172,10 +1203,11 @@ class StudioGenerator:
             if a is None or corner is not None:  # the product as in the neutral layout (the card, if any,
                 # sits in a corner the product leaves empty)
                 _paste_sized(canvas, self._sized(key, side, made), (s - side) // 2, (s - side) // 2)
-            else:  # no free corner (e.g. a full-bleed poster): the product moves up-left and shrinks a little
+            else:  # no free corner (e.g. a full-bleed poster): the product moves up-left, shrinking
+                # only as far as it must for the card to hide none of it
                 margin = round(0.02 * s)
-                side = round(cfg.personal_scale * s)
-                _paste_sized(canvas, self._sized(key, side, made), margin, margin)
+                side, x0, y0 = self._beside(key, card, made)
+                _paste_sized(canvas, self._sized(key, side, made), x0, y0)
                 corner = (s - card - margin, s - card - margin)
             if a is not None:
                 _card(canvas, self._sized(a, card - 2 * _card_pad(card)), card, *corner)
