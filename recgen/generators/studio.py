@@ -33,7 +33,7 @@ Two jobs, one generator (registry name ``"studio"``):
      through the 3x3 linear map that sends its main colour to the predicted one and keeps
      white and black where they are (:func:`recolour`): tints and shades of the main colour
      follow it, neutral outlines, patterns and shadows stay. Catalogs whose text does not
-     predict colour (film posters) keep the exemplar's colours instead of getting a guessed cast.
+     predict colour keep the exemplar's colours instead of getting a guessed cast.
   2. :class:`~recgen.generators.nets.studio.BilateralEditor` (an HDRNet-style bilateral-grid
      colour editor, FiLM-conditioned on the text of both items and the palettes) refines the
      result. It is trained as a cGAN on recoloured exemplars: a sliced-Wasserstein colour loss
