@@ -1062,8 +1062,11 @@ class StudioGenerator:
 
     def _beside(self, key: int | tuple, card: int, made: dict | None = None) -> tuple[int, int, int]:
         """``(side, x0, y0)`` of a product placed up-left beside a ``card``-sided card in the bottom-right
-        corner: the largest side up to ``personal_scale`` at which the card hides (almost) none of the
-        product, with the product's visible extent (not its square) against the top-left margin."""
+        corner: the largest side up to ``personal_scale`` at which the card hides (almost) none of it.
+
+        A cut-out product keeps its square at the top-left margin (the product stays centred in
+        it, as in a photo); a full-bleed picture (a letterboxed poster) puts its own edges against
+        the margin, which usually leaves the card room without shrinking."""
         cache_key = ("beside", key, card)
         if cache_key in self._sized_cache:
             return self._sized_cache[cache_key]
@@ -1072,14 +1075,17 @@ class StudioGenerator:
         c0 = s - card - margin  # the card's top-left, on both axes
         top = round(self.config.personal_scale * s)
         found = None
+        bleed = _full_bleed(self._sized(key, top, made)[1][..., 0]) is not None
         for side in range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)):
             alpha = self._sized(key, side, made)[1][..., 0]
             on = alpha > 0.5
             if not on.any():
                 found = (side, margin, margin)
                 break
-            ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-            x0, y0 = margin - int(xs[0]), margin - int(ys[0])
+            x0 = y0 = margin
+            if bleed:
+                ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+                x0, y0 = margin - int(xs[0]), margin - int(ys[0])
             under = alpha[max(c0 - y0, 0):, max(c0 - x0, 0):]  # the part of the product the card would cover
             if float(under.sum()) <= 0.005 * float(alpha.sum()):
                 found = (side, x0, y0)
