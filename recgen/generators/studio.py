@@ -67,6 +67,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -411,6 +412,7 @@ def _label(size: int, text: str = "generated") -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32)
 
 
+_TYPESET = threading.Lock()
 _ARTICLE_LAST = re.compile(r"^(?P<name>.+?),\s*(?P<article>The|A|An|Les|La|Le|L'|Il|Der|Die|Das|El)$", re.IGNORECASE)
 _YEAR_LAST = re.compile(r"^(?P<name>.*?)\s*\((?P<year>\d{4})\)\s*$")
 
@@ -474,6 +476,11 @@ def title_card(title: str, palette: np.ndarray, width: int, height: int) -> np.n
     (at most four lines) in the upper part, the year below it, in white or near-black,
     whichever reads on the field, with a thin outline in the other.
     """
+    with _TYPESET:  # the cached FreeType faces are shared between threads: one sets type at a time
+        return _set_title(title, palette, width, height)
+
+
+def _set_title(title: str, palette: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image, ImageDraw
 
     grid = np.clip(np.asarray(palette, dtype=np.float32), 0.0, 1.0).transpose(1, 2, 0)
