@@ -566,5 +566,23 @@ def test_title_style_survives_save_and_load(artwork_studio, ctx, hidden, tmp_pat
                                   gen.generate(ctx, hidden, [None] * 3).images)
 
 
+def test_covers_after_add_photos_match_the_saved_generator(artwork_studio, ctx, model, hidden, tmp_path):
+    """Regression: the cover colours' library statistics were measured once and kept after
+    add_photos, so a generator and its saved copy drew different covers."""
+    import copy
+
+    gen = copy.deepcopy(artwork_studio)
+    gen.generate(ctx, hidden, [None] * len(hidden))  # measures the library's colour statistics
+    others = [i for i in model.items.ids if i in gen._row][:12]
+    rng = np.random.default_rng(3)
+    red = [Image.fromarray(np.clip(rng.normal((230, 20, 20), 10, (60, 40, 3)), 0, 255).astype(np.uint8))
+           for _ in others]
+    gen.add_photos(ctx, others, red)
+    gen.save(tmp_path / "g")
+    back = StudioGenerator.load(tmp_path / "g")
+    np.testing.assert_array_equal(gen.generate(ctx, hidden, [None] * 3).images,
+                                  back.generate(ctx, hidden, [None] * 3).images)
+
+
 def test_product_library_keeps_the_exemplar_style(studio):
     assert studio.text_style == "exemplar" and "editor" in studio._nets and studio.titles == {}

@@ -331,6 +331,13 @@ def recolour(rgb: np.ndarray, alpha: np.ndarray, main: np.ndarray, target: np.nd
     return np.clip(a * y + (1.0 - a) * x, 0, 255).round().astype(np.uint8)
 
 
+def _grids(palettes: np.ndarray) -> np.ndarray:
+    """Flattened palettes (n, 3 * G * G), as stored in the library, as (n, 3, G, G) grids."""
+    palettes = np.asarray(palettes)
+    g = round((palettes.shape[-1] / 3) ** 0.5)
+    return palettes.reshape(-1, 3, g, g)
+
+
 def _full_bleed(alpha: np.ndarray) -> float | None:
     """Width / height of a full-bleed picture (its matte fills its bounding box: artwork, not a cut-out
     product), or None."""
@@ -735,6 +742,7 @@ class StudioGenerator:
         self._sized_cache.clear()  # retrieval may pick the new photos
         self._text_cache.clear()
         self._structure_unit = None
+        self._card_colours = None  # the cover colours' library statistics change too
         grey = _grey_features(context, photos) if lib.structure.shape[1] else np.zeros((len(photos), 0), np.float32)
         new = {"photo": np.stack(photos), "alpha": np.stack([np.clip(f[1] * 255, 0, 255).round() for f in fitted])
                .astype(np.uint8), "bg": np.stack([f[2] for f in fitted]),
@@ -781,7 +789,7 @@ class StudioGenerator:
 
         cfg = self.config
         lib = self._lib
-        moods = lib.palette.numpy().reshape(-1, 3, 4, 4)
+        moods = _grids(lib.palette.numpy())
         rng = np.random.default_rng(cfg.seed)
         users = [str(u) for u in context.model.profiles.user_ids_]
         tastes, targets = [], []
@@ -985,9 +993,8 @@ class StudioGenerator:
             self._card_colours = (pal.mean(0), pal.std(0) / np.maximum(pred.std(0), 1e-3))
         mean, stretch = self._card_colours
         x = np.concatenate([item_vecs, np.ones((len(item_vecs), 1), np.float32)], 1)
-        g = round((mean.shape[0] / 3) ** 0.5)  # palettes are (3, g, g) grids, flattened
-        pal = np.clip(mean + (x @ lib.palette_ridge.numpy() - mean) * stretch, 0, 1).reshape(-1, 3, g, g)
-        half = g // 2
+        pal = _grids(np.clip(mean + (x @ lib.palette_ridge.numpy() - mean) * stretch, 0, 1))
+        half = pal.shape[-1] // 2
         s = self.config.image_size
         w = h = s
         if self.card_aspect < 1:
@@ -1206,8 +1213,7 @@ class StudioGenerator:
                     a = self._anchor(self._row.get(i), fused[j], histories[j])
             canvas = canvases[j]
             if a is not None and cfg.card_backdrop:  # the backdrop takes up the card's colours
-                g = round((self._lib.palette.shape[1] / 3) ** 0.5)
-                canvas[:] = self._backdrops(self._lib.palette[a].numpy().reshape(1, 3, g, g))[0]
+                canvas[:] = self._backdrops(_grids(self._lib.palette[a].numpy()))[0]
             key = self._row[i] if products[j] is None else products[j]
             side = round(cfg.product_scale * s)
             card = round(cfg.inset_scale * s)
