@@ -137,9 +137,9 @@ def previews(args) -> None:
     if gen.text_style == "exemplar":
         ex, what = gen._retrieve(tv, test_ids)[:, 0], "ablation: retrieved exemplar photo, not edited"
     else:  # covers retrieve nothing: the picture of the item whose text is nearest (never the item itself)
-        lib_text = gen._lib.text.numpy()
-        sim = (tv / np.linalg.norm(tv, axis=1, keepdims=True)) @ (lib_text / np.linalg.norm(lib_text, axis=1,
-                                                                                             keepdims=True)).T
+        from recgen.encoders.base import l2_normalize
+
+        sim = l2_normalize(tv) @ l2_normalize(gen._lib.text.numpy()).T
         sim[[j for j, i in enumerate(test_ids) if i in gen._row], [gen._row[i] for i in test_ids if i in gen._row]] = -2
         ex, what = sim.argmax(1), "ablation: picture of the text-nearest item, not edited"
     ex_rows = [row_of.get(gen.ids[e]) for e in ex]
