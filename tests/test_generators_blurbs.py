@@ -426,8 +426,13 @@ def test_title_phrase_and_sentences_that_lean_on_the_one_before():
 
     assert _title_phrase("Teal checkered mug") == "the teal checkered mug"
     assert _title_phrase("Red striped t-shirt") == "the red striped t-shirt"
-    for proper in ("Contact (1997)", "Toy Story (1995)", "Jumanji", "Silence of the Lambs, The (1991)"):
+    for proper in ("Contact (1997)", "Toy Story (1995)", "Jumanji", "Men in Black (1997)"):
         assert _title_phrase(proper) == proper
+    # a library-style trailing article is read as a person says the title (the same words)
+    assert _title_phrase("Silence of the Lambs, The (1991)") == "The Silence of the Lambs (1991)"
+    assert _title_phrase("Usual Suspects, The") == "The Usual Suspects"
+    assert _title_phrase("City of Lost Children, The (Cite des enfants perdus, La) (1995)") == \
+        "City of Lost Children, The (Cite des enfants perdus, La) (1995)"  # ambiguous: left alone
     items = pd.DataFrame({"item_id": ["F"], "title": ["Film (1990)"],
                           "description": ["A quiet coastal town in winter. He is turning fifteen and restless."]})
     g = GroundedBlurbGenerator(GroundedBlurbConfig(max_sentences=1)).fit_frames(items, None, encode=encode)

@@ -23,6 +23,7 @@ shared test ``tests/test_generator_contract.py`` checks them for every registere
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence, runtime_checkable
@@ -169,3 +170,22 @@ def png_array(data: bytes) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+_ARTICLE_LAST = re.compile(r"^(?P<name>.+?),\s*(?P<article>The|A|An|Les|La|Le|L'|Il|Der|Die|Das|El)$", re.IGNORECASE)
+_YEAR_LAST = re.compile(r"^(?P<name>.*?)\s*\((?P<year>\d{4})\)\s*$")
+
+
+def title_parts(title: str) -> tuple[str, str]:
+    """A catalog title as a cover shows it: ``(name, year)``.
+
+    A trailing ``(1995)`` becomes the year and a library-style trailing article moves to the
+    front: ``"Usual Suspects, The (1995)"`` -> ``("The Usual Suspects", "1995")``.
+    """
+    title = " ".join(str(title or "").split())
+    m = _YEAR_LAST.match(title)
+    name, year = (m["name"], m["year"]) if m and m["name"] else (title, "")
+    m = _ARTICLE_LAST.match(name)
+    if m:
+        name = f"{m['article']}{'' if m['article'].endswith(chr(39)) else ' '}{m['name']}"
+    return name, year

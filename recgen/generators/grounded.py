@@ -69,7 +69,7 @@ import pandas as pd
 
 from recgen._io import atomic_save_npy, atomic_write_json, load_npy, read_manifest, save_directory, write_manifest
 from recgen.errors import ArtifactError, NotFittedError, UnknownIdError
-from recgen.generators.base import BlurbOutput
+from recgen.generators.base import BlurbOutput, title_parts
 from recgen.generators.context import GenerationContext, output_user_ids, paired
 from recgen.generators.sentiment import PraiseFilter
 
@@ -295,7 +295,12 @@ def _consensus(sentences: list[str], sources: list[str], ptr: np.ndarray,
 
 
 def _title_phrase(title: str) -> str:
-    """"Teal checkered mug" -> "the teal checkered mug"; proper names ("Toy Story (1995)") stay as they are."""
+    """"Teal checkered mug" -> "the teal checkered mug"; proper names ("Toy Story (1995)") stay as they are,
+    except that a library-style trailing article moves to the front: "Usual Suspects, The (1995)" ->
+    "The Usual Suspects (1995)" (the same words, so the clause stays traceable to the title)."""
+    name, year = title_parts(title)
+    if name != " ".join(title.split()[: len(name.split())]):  # the article moved
+        return f"{name} ({year})" if year else name
     words = title.split()
     if len(words) >= 2 and words[0][:1].isupper() and words[0][1:].islower() \
             and all(re.fullmatch(r"[a-z][a-z-]*", w) for w in words[1:]):

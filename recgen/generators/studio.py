@@ -78,7 +78,7 @@ import numpy as np
 from recgen._io import load_torch_state, save_torch_state
 from recgen.encoders.base import l2_normalize
 from recgen.errors import NotFittedError
-from recgen.generators.base import PreviewOutput
+from recgen.generators.base import PreviewOutput, title_parts
 from recgen.generators.context import GenerationContext, output_user_ids, paired
 
 log = logging.getLogger(__name__)
@@ -420,23 +420,6 @@ def _label(size: int, text: str = "generated") -> np.ndarray:
 
 
 _TYPESET = threading.Lock()
-_ARTICLE_LAST = re.compile(r"^(?P<name>.+?),\s*(?P<article>The|A|An|Les|La|Le|L'|Il|Der|Die|Das|El)$", re.IGNORECASE)
-_YEAR_LAST = re.compile(r"^(?P<name>.*?)\s*\((?P<year>\d{4})\)\s*$")
-
-
-def title_parts(title: str) -> tuple[str, str]:
-    """A catalog title as a cover shows it: ``(name, year)``.
-
-    A trailing ``(1995)`` becomes the year and a library-style trailing article moves to the
-    front: ``"Usual Suspects, The (1995)"`` -> ``("The Usual Suspects", "1995")``.
-    """
-    title = " ".join(str(title or "").split())
-    m = _YEAR_LAST.match(title)
-    name, year = (m["name"], m["year"]) if m and m["name"] else (title, "")
-    m = _ARTICLE_LAST.match(name)
-    if m:
-        name = f"{m['article']}{'' if m['article'].endswith(chr(39)) else ' '}{m['name']}"
-    return name, year
 
 
 def _wrap(draw, text: str, font, width: int) -> list[str]:
