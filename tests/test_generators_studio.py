@@ -12,6 +12,7 @@ from recgen.evaluation.judges import AttributeJudge, visible_difference  # noqa:
 from recgen.generators import GenerationContext, make_generator  # noqa: E402
 from recgen.generators.studio import (  # noqa: E402
     StudioGenerator,
+    _row_normals,
     fit_image,
     main_colour,
     mood_of,
@@ -260,6 +261,53 @@ def test_neutral_backdrop_strength_is_its_own_setting(studio, ctx, model):
     assert not np.array_equal(again.images[1], out.images[1])
 
 
+def test_mood_contrast_takes_a_users_difference_from_the_population_further(studio, ctx, model):
+    import copy
+    from dataclasses import replace
+
+    user, _ = _user_with_history(model, studio)
+    uvec = ctx.user_vectors([user, None])
+    seeds = np.array([7, 7], dtype=np.int64)
+
+    def moods(contrast):
+        g = copy.copy(studio)
+        g.config = replace(studio.config, mood_contrast=contrast, mood_strength=1.0)
+        return g._moods(uvec, seeds, np.ones(2, np.float32)) / 255.0
+
+    own, far = moods(1.0), moods(2.5)
+    # the neutral user's mood (the population's) does not depend on the contrast
+    np.testing.assert_allclose(far[1], own[1], atol=1e-6)
+    # contrast 1 is the cVAE's own decoded mood
+    import torch
+
+    with torch.no_grad():
+        z = torch.from_numpy((_row_normals(seeds[:1], studio.config.mood_latent) * 0.5).astype(np.float32))
+        raw = studio._nets["mood"].decode(z, torch.from_numpy(uvec[:1])).numpy()
+    np.testing.assert_allclose(own[0], studio._backdrops(raw, np.ones(1, np.float32))[0] / 255.0, atol=1e-5)
+    # the user's difference from the population is taken 2.5 times (where no channel clips)
+    d1, d25 = own[0] - own[1], far[0] - far[1]
+    inside = (far[0] > 1e-3) & (far[0] < 1 - 1e-3)
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(d25[inside], 2.5 * d1[inside], atol=1e-4)
+    assert np.abs(d1).max() > 1e-3  # the trained cVAE does tell this user from the population
+
+
+def test_an_artefact_saved_before_mood_contrast_keeps_its_look(studio, ctx, model, tmp_path):
+    import json
+
+    from recgen._io import _manifest_digest
+
+    path = studio.save(tmp_path / "gen")
+    manifest = path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["config"]["studio"]["mood_contrast"]  # as an older recgen wrote it
+    data["digest"] = _manifest_digest(data)
+    manifest.write_text(json.dumps(data))
+    old = StudioGenerator.load(path)
+    assert old.config.mood_contrast == 1.0
+    assert StudioGenerator.load(studio.save(tmp_path / "now")).config.mood_contrast == studio.config.mood_contrast
+
+
 def test_contrasting_users_get_visibly_different_previews(studio, ctx, model):
     from recgen.demo import _contrasting
 
@@ -387,6 +435,8 @@ def test_editor_starts_at_the_identity():
 def test_config_is_checked():
     with pytest.raises(ValueError, match="mood_strength"):
         make_generator("studio", mood_strength=1.5)
+    with pytest.raises(ValueError, match="mood_contrast"):
+        make_generator("studio", mood_contrast=-1)
     with pytest.raises(ValueError, match="image_size"):
         make_generator("studio", image_size=8)
     with pytest.raises(ValueError, match="text_previews"):
