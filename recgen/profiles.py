@@ -177,6 +177,19 @@ class UserProfiles:
         row = self._row(user_id)
         return np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]])
 
+    def seen_many(self, user_ids: Sequence[str | None]) -> list[np.ndarray]:
+        """:meth:`seen` for many users at once (one index lookup); ``None`` or an unknown user gives
+        an empty array instead of raising."""
+        self._check()
+        known = [u for u in user_ids if u is not None]
+        rows = iter(self.rows(known) if known else [])
+        empty = np.empty(0, dtype=object)
+        out = []
+        for u in user_ids:
+            row = -1 if u is None else int(next(rows))
+            out.append(empty if row < 0 else np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]]))
+        return out
+
     # --------------------------------------------------------------- persistence
     def save_arrays(self, directory: Path) -> list[str]:
         """Write arrays into ``directory`` (part of a model artefact); returns file names."""

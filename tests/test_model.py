@@ -69,6 +69,17 @@ def test_profiles_recover_known_tastes(sample, model):
     assert np.mean(match) > np.mean(chance) + 0.3, (np.mean(match), np.mean(chance))
 
 
+def test_seen_many_matches_seen_and_tolerates_unknown_users(sample, model):
+    users = [str(u) for u in sample.users["user_id"][:5]]
+    asked = [users[0], None, "no-such-user", *users[1:], users[0]]
+    got = model.profiles.seen_many(asked)
+    assert len(got) == len(asked)
+    for u, s in zip(asked, got):
+        want = model.profiles.seen(u) if u in users else np.empty(0, dtype=object)
+        np.testing.assert_array_equal(s, want)
+    assert model.profiles.seen_many([]) == []
+
+
 def test_recommend_excludes_seen_and_reaches_cold_start_items(sample, model):
     cold = set(sample.items.attrs["cold_start_item_ids"])
     assert cold

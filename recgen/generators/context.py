@@ -105,8 +105,7 @@ class GenerationContext:
             by_user = inter.assign(user_id=inter["user_id"].astype(str), item_id=inter["item_id"].astype(str)) \
                 .groupby("user_id")["item_id"].agg(list)
             return [list(by_user.get(str(u), [])) if u is not None else [] for u in user_ids]
-        profiles = self.model.profiles
-        return [[str(i) for i in profiles.seen(u)] if u is not None and u in profiles else [] for u in user_ids]
+        return [[str(i) for i in seen] for seen in self.model.profiles.seen_many(user_ids)]
 
 
 def paired(item_ids: Sequence[str], user_ids: Sequence[str | None]) -> tuple[list[str], list[str | None]]:

@@ -364,6 +364,33 @@ def _full_bleed(alpha: np.ndarray) -> float | None:
     return float(w / h) if on.sum() >= 0.98 * w * h else None
 
 
+def _first_clear(ref: np.ndarray, sides: Sequence[int], corner: int, margin: int, bleed: bool,
+                 share: float = 0.005) -> int:
+    """Index into ``sides`` (largest first) of the first side at which a card whose top-left is at
+    ``(corner, corner)`` would cover at most ``share`` of a product placed at the top-left margin,
+    estimated from its matte ``ref`` at ``sides[0]`` scaled (a summed-area table: no resizing);
+    ``len(sides) - 1`` when none is estimated clear."""
+    on = ref > 0.5
+    total = float(ref.sum())
+    if not on.any() or total <= 0:
+        return 0
+    top = sides[0]
+    sat = np.zeros((ref.shape[0] + 1, ref.shape[1] + 1), np.float64)
+    sat[1:, 1:] = ref.cumsum(0).cumsum(1)
+    ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
+    for k, side in enumerate(sides):
+        f = top / side
+        x0 = y0 = margin
+        if bleed:
+            x0, y0 = margin - int(xs[0] / f), margin - int(ys[0] / f)
+        ty = min(max(int(np.ceil((corner - y0) * f)), 0), ref.shape[0])
+        tx = min(max(int(np.ceil((corner - x0) * f)), 0), ref.shape[1])
+        under = sat[-1, -1] - sat[ty, -1] - sat[-1, tx] + sat[ty, tx]
+        if under <= share * total:
+            return k
+    return len(sides) - 1
+
+
 def _shade(rgb: np.ndarray, bg: np.ndarray) -> np.ndarray:
     """How much a background pixel is darkened in the photo (shadows, anti-aliased edges), 0..1."""
     return np.clip((rgb.astype(np.float32) @ _LUMA) / max(float(bg @ _LUMA), 1.0), 0.0, 1.0)
@@ -1090,24 +1117,41 @@ class StudioGenerator:
         margin = round(0.02 * s)
         c0 = s - card - margin  # the card's top-left, on both axes
         top = round(self.config.personal_scale * s)
-        found = None
-        bleed = _full_bleed(self._sized(key, top, made)[1][..., 0]) is not None
-        for side in range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)):
+        ref = self._sized(key, top, made)[1][..., 0]
+        bleed = _full_bleed(ref) is not None
+        sides = list(range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)))
+        # resizing is the cost: the top-size matte, scaled, estimates where to start, and the exact
+        # check starts one step above that estimate (usually one to three resizes, not up to twenty)
+        start = _first_clear(ref, sides, c0, margin, bleed)
+
+        def clear(side):  # (x0, y0) where the card covers (almost) none of the product at this side, or None
             alpha = self._sized(key, side, made)[1][..., 0]
             on = alpha > 0.5
             if not on.any():
-                found = (side, margin, margin)
-                break
+                return margin, margin
             x0 = y0 = margin
             if bleed:
                 ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
                 x0, y0 = margin - int(xs[0]), margin - int(ys[0])
             under = alpha[max(c0 - y0, 0):, max(c0 - x0, 0):]  # the part of the product the card would cover
-            if float(under.sum()) <= 0.005 * float(alpha.sum()):
-                found = (side, x0, y0)
-                break
-        if found is None:  # even at half size the card would cover some of it: the smallest tried
-            found = (side, x0, y0)
+            return (x0, y0) if float(under.sum()) <= 0.005 * float(alpha.sum()) else None
+
+        k = max(start - 1, 0)
+        at = clear(sides[k])
+        if at is not None:  # the estimate was cautious: climb while the next larger side is clear too
+            while k > 0 and (up := clear(sides[k - 1])) is not None:
+                k, at = k - 1, up
+        else:
+            while at is None and k + 1 < len(sides):
+                k += 1
+                at = clear(sides[k])
+        if at is None:  # even at half size the card would cover some of it: the smallest tried, at the margin
+            alpha = self._sized(key, sides[k], made)[1][..., 0]
+            on = alpha > 0.5
+            at = (margin, margin)
+            if bleed and on.any():
+                at = (margin - int(np.flatnonzero(on.any(0))[0]), margin - int(np.flatnonzero(on.any(1))[0]))
+        found = (sides[k], *at)
         self._sized_cache[cache_key] = found
         return found
 
