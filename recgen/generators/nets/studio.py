@@ -122,7 +122,8 @@ class BilateralEditor(nn.Module):
         sliced = F.grid_sample(coeffs, coords[:, None], mode="bilinear", padding_mode="border",
                                align_corners=True)[:, :, 0]  # (n, 12, H, W)
         a = sliced.view(n, 3, 4, hgt, wid)
-        out = torch.einsum("nijhw,njhw->nihw", a[:, :, :3], x) + a[:, :, 3]
+        # A x + b per pixel, written out: the same numbers as an einsum, several times faster on CPU
+        out = a[:, :, 0] * x[:, :1] + a[:, :, 1] * x[:, 1:2] + a[:, :, 2] * x[:, 2:3] + a[:, :, 3]
         return out.clamp(0, 1)
 
 
