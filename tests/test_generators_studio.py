@@ -432,6 +432,36 @@ def test_editor_starts_at_the_identity():
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
 
 
+def test_an_exemplar_is_recoloured_only_to_a_colour_likelier_than_its_own(studio):
+    """The recolour decision: the text's most likely colour replaces the exemplar's only when the
+    colour model finds it likelier than the exemplar's own colour (ties keep the exemplar)."""
+    import copy
+
+    import torch
+
+    gen = copy.deepcopy(studio)
+    lib = gen._lib
+    dim = lib.text.shape[1]
+    lib.colour_centres = torch.tensor([[200.0, 20, 20], [20, 200, 20], [20, 20, 200]])
+    w = torch.zeros(dim + 1, 3)
+    w[:3, :3] = torch.eye(3)
+    lib.colour_weights = w
+    lib.colour_cv = torch.tensor(0.9)
+    main = lib.main.clone()
+    main[0], main[1] = torch.tensor([210.0, 30, 25]), torch.tensor([25.0, 190, 30])  # a red and a green exemplar
+    lib.main = main
+    text = np.zeros((4, dim), np.float32)
+    text[0, :3] = text[1, :3] = (2, 1, 0)  # red likeliest (0.67), green 0.24
+    text[2, :3] = text[3, :3] = (1, 1, 0)  # red and green equally likely
+    colours, use = gen._named_colours(text, np.array([0, 1, 0, 1]))
+    np.testing.assert_allclose(colours[:2], [[200, 20, 20]] * 2)
+    # red exemplar, red named: nothing to change; green exemplar: red is likelier than green;
+    # a tie keeps the exemplar's colour
+    assert use.tolist() == [False, True, False, False]
+    lib.colour_cv = torch.tensor(0.3)  # this catalog's text does not name colours: nothing is recoloured
+    assert not gen._named_colours(text, np.array([0, 1, 0, 1]))[1].any()
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError, match="mood_strength"):
         make_generator("studio", mood_strength=1.5)

@@ -32,7 +32,8 @@ Two jobs, one generator (registry name ``"studio"``):
 
   1. **the colour the text names.** The library's products' main colours (:func:`main_colour`)
      are clustered, and a softmax regression from the text vector to the cluster is fitted on
-     the library. When it is confident (``colour_confidence``), the exemplar's colours go
+     the library. When it finds that colour more likely than the exemplar's own (and the
+     catalog's text names colours at all: ``colour_confidence``), the exemplar's colours go
      through the 3x3 linear map that sends its main colour to the predicted one and keeps
      white and black where they are (:func:`recolour`): tints and shades of the main colour
      follow it, neutral outlines, patterns and shadows stay. Catalogs whose text does not
@@ -151,7 +152,10 @@ class StudioConfig:
         Weight of the projection discriminator's hinge loss (0 turns the cGAN term off).
     colour_confidence : float
         Text-only items are recoloured to the colour their text predicts only when the colour
-        model's probability reaches this (0..1); below it the exemplar keeps its colours.
+        model's cross-validated accuracy on the library reaches this (0..1): below it, this
+        catalog's text does not say its products' colours and exemplars keep theirs. Above it,
+        an item is recoloured when the model finds the predicted colour more likely than the
+        exemplar's own.
     colour_clusters : int
         Most colour clusters of the library's main colours (fewer on small libraries).
     text_previews : {"auto", "exemplar", "title"}
@@ -972,10 +976,12 @@ class StudioGenerator:
         predicted = (x @ lib.palette_ridge).clamp(0, 1)
         return torch.cat([target_text, lib.text[ex], predicted, exemplar_palettes], 1)
 
-    def _named_colours(self, text_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The colour each text names, (n, 3) 0..255, and whether it is named confidently enough to use, (n,) bool.
+    def _named_colours(self, text_vecs: np.ndarray, exemplar_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The colour each text names, (n, 3) 0..255, and whether to use it, (n,) bool.
 
-        Nothing is used when the colour model's cross-validated accuracy on the library is below
+        A colour is used when the colour model finds it more likely than the colour the exemplar
+        already has (the cluster of the exemplar's main colour): the decision that is right more
+        often. Nothing is used when the model's cross-validated accuracy on the library is below
         ``config.colour_confidence`` (this catalog's text does not name colours).
         """
         lib = self._lib
@@ -986,12 +992,15 @@ class StudioGenerator:
         logits -= logits.max(1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(1, keepdims=True)
-        return lib.colour_centres.numpy()[prob.argmax(1)], prob.max(1) >= self.config.colour_confidence
+        centres = lib.colour_centres.numpy()
+        own = ((lib.main.numpy()[np.asarray(exemplar_rows)][:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        return centres[prob.argmax(1)], prob.max(1) > prob[np.arange(n), own]
 
     def _recoloured(self, exemplar_rows: np.ndarray, text_vecs: np.ndarray, photos: np.ndarray,
                     alphas: np.ndarray) -> np.ndarray:
-        """``photos`` (uint8 (n, S, S, 3), the exemplars') recoloured to what ``text_vecs`` name, where confident."""
-        colours, use = self._named_colours(text_vecs)
+        """``photos`` (uint8 (n, S, S, 3), the exemplars') recoloured to what ``text_vecs`` name, where
+        the colour model finds that colour more likely than the exemplar's own."""
+        colours, use = self._named_colours(text_vecs, exemplar_rows)
         mains = self._lib.main.numpy()
         out = np.array(photos, dtype=np.uint8, copy=True)
         for j in np.flatnonzero(use):
