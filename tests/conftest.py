@@ -32,6 +32,9 @@ def require_system(name: str, available: bool, reason: str) -> None:
     pytest.skip(message)
 
 
+_DEFAULT_TORCH_THREADS: list[int] = []  # torch's thread count before any fixture changed it
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's tiny torch models on one thread, then restore the setting.
@@ -43,9 +46,29 @@ def one_torch_thread():
     import torch
 
     before = torch.get_num_threads()
+    if not _DEFAULT_TORCH_THREADS:
+        _DEFAULT_TORCH_THREADS.append(before)
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def default_torch_threads():
+    """Build a shared fitted fixture on torch's default thread count, whichever module asks first.
+
+    A model fitted on one thread and on two differs in the last bits of its image vectors, and
+    so in every cache key made from them: a session fixture first requested inside a
+    ``one_torch_thread`` module would otherwise not match a refit made elsewhere.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(_DEFAULT_TORCH_THREADS[0] if _DEFAULT_TORCH_THREADS else before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +133,7 @@ def _warm_store(sample, tmp_path_factory) -> Path:
     with _build_once(tmp_path_factory, "store") as (folder, built):
         if not built:
             folder.mkdir(parents=True, exist_ok=True)
-            with CatalogStore(folder / "recgen.db") as store:
+            with CatalogStore(folder / "recgen.db") as store, default_torch_threads():
                 store.ingest(sample)
                 Recgen().fit(store).save(folder / "model")  # fills the cache; saved_workdir reuses the model
     return folder
