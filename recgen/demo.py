@@ -296,9 +296,15 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         if "attributes" in m:
             r.append(["attribute accuracy (judge trained on real photos): " + ", ".join(m["attributes"]),
                       " / ".join(f"{v:.3f}" for v in m["attributes"].values())])
+        if "personalization_presentation" in m:
+            p = m["personalization_presentation"]
+            r.append(["personalization: hue of what changed for the user (backdrop, card) vs the neutral preview, "
+                      "closer to the colours of the user's history",
+                      f"{p['mean_diff']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] (95% bootstrap CI)"])
         if "personalization" in m:
             p = m["personalization"]
-            r.append(["personalization: shift toward the user's history vs the neutral preview",
+            r.append(["whole-picture features closer to the user's history than the neutral preview's (mostly "
+                      "background: the neutral preview is on white, as the history photos are)",
                       f"{p['mean_diff']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] (95% bootstrap CI)"])
         if "visible_difference" in m:
             v = m["visible_difference"]
