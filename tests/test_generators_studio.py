@@ -293,19 +293,28 @@ def test_mood_contrast_takes_a_users_difference_from_the_population_further(stud
 
 
 def test_an_artefact_saved_before_mood_contrast_keeps_its_look(studio, ctx, model, tmp_path):
+    """Settings added after an artefact was saved take the values that reproduce how it drew: the
+    cVAE's own mood (contrast 1) and, for the neutral user, the population's mood at the users'
+    strength (before neutral_mood_strength, the neutral preview was tinted like every other)."""
     import json
+    from dataclasses import replace
 
     from recgen._io import _manifest_digest
 
     path = studio.save(tmp_path / "gen")
     manifest = path / "manifest.json"
     data = json.loads(manifest.read_text())
-    del data["config"]["studio"]["mood_contrast"]  # as an older recgen wrote it
+    data["config"]["studio"]["mood_strength"] = 0.4
+    for added in ("mood_contrast", "neutral_mood_strength"):  # as an older recgen wrote it
+        del data["config"]["studio"][added]
     data["digest"] = _manifest_digest(data)
     manifest.write_text(json.dumps(data))
     old = StudioGenerator.load(path)
     assert old.config.mood_contrast == 1.0
-    assert StudioGenerator.load(studio.save(tmp_path / "now")).config.mood_contrast == studio.config.mood_contrast
+    assert old.config.neutral_mood_strength == old.config.mood_strength == 0.4
+    want = replace(studio.config, mood_strength=0.4, mood_contrast=1.0, neutral_mood_strength=0.4)
+    assert old.config == want
+    assert StudioGenerator.load(studio.save(tmp_path / "now")).config == studio.config
 
 
 def test_contrasting_users_get_visibly_different_previews(studio, ctx, model):

@@ -1319,8 +1319,7 @@ class StudioGenerator:
             if "colours" not in cfg:
                 raise ValueError("it was saved by an older recgen (before the text-only colour model): fit the "
                                  "studio generator again")
-            # an artefact saved before mood_contrast existed drew the cVAE's own mood: it keeps its look
-            config = StudioConfig(**{"mood_contrast": 1.0, **cfg["studio"]})
+            config = StudioConfig(**_as_saved(cfg["studio"]))
             if device is not None:
                 config = replace(config, device=device)
             gen = cls(config)
@@ -1345,6 +1344,16 @@ class StudioGenerator:
         for net in gen._nets.values():
             net.eval()
         return gen
+
+
+def _as_saved(settings: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's settings, with those added since it was saved set to the values that
+    reproduce how it drew (an older artefact keeps its look; new defaults apply to new fits)."""
+    out = dict(settings)
+    out.setdefault("mood_contrast", 1.0)  # the cVAE's own mood
+    # before neutral_mood_strength, the neutral user's backdrop was the population's mood at the users' strength
+    out.setdefault("neutral_mood_strength", out.get("mood_strength", StudioConfig.mood_strength))
+    return out
 
 
 def _grey_features(context: GenerationContext, photos: Sequence[np.ndarray]) -> np.ndarray:
