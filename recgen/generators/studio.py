@@ -368,8 +368,11 @@ def _full_bleed(alpha: np.ndarray) -> float | None:
     return float(w / h) if on.sum() >= 0.98 * w * h else None
 
 
+_CARD_MAY_HIDE = 0.005  # the share of a product the history card may cover when no corner is free
+
+
 def _first_clear(ref: np.ndarray, sides: Sequence[int], corner: int, margin: int, bleed: bool,
-                 share: float = 0.005) -> int:
+                 share: float = _CARD_MAY_HIDE) -> int:
     """Index into ``sides`` (largest first) of the first side at which a card whose top-left is at
     ``(corner, corner)`` would cover at most ``share`` of a product placed at the top-left margin,
     estimated from its matte ``ref`` at ``sides[0]`` scaled (a summed-area table: no resizing);
@@ -1133,33 +1136,26 @@ class StudioGenerator:
         # check starts one step above that estimate (usually one to three resizes, not up to twenty)
         start = _first_clear(ref, sides, c0, margin, bleed)
 
-        def clear(side):  # (x0, y0) where the card covers (almost) none of the product at this side, or None
+        def place(side):  # ((x0, y0) of the product at this side, whether the card leaves it clear)
             alpha = self._sized(key, side, made)[1][..., 0]
             on = alpha > 0.5
             if not on.any():
-                return margin, margin
+                return (margin, margin), True
             x0 = y0 = margin
             if bleed:
-                ys, xs = np.flatnonzero(on.any(1)), np.flatnonzero(on.any(0))
-                x0, y0 = margin - int(xs[0]), margin - int(ys[0])
+                x0, y0 = margin - int(np.flatnonzero(on.any(0))[0]), margin - int(np.flatnonzero(on.any(1))[0])
             under = alpha[max(c0 - y0, 0):, max(c0 - x0, 0):]  # the part of the product the card would cover
-            return (x0, y0) if float(under.sum()) <= 0.005 * float(alpha.sum()) else None
+            return (x0, y0), float(under.sum()) <= _CARD_MAY_HIDE * float(alpha.sum())
 
         k = max(start - 1, 0)
-        at = clear(sides[k])
-        if at is not None:  # the estimate was cautious: climb while the next larger side is clear too
-            while k > 0 and (up := clear(sides[k - 1])) is not None:
-                k, at = k - 1, up
-        else:
-            while at is None and k + 1 < len(sides):
+        at, ok = place(sides[k])
+        if ok:  # the estimate was cautious: climb while the next larger side is clear too
+            while k > 0 and (up := place(sides[k - 1]))[1]:
+                k, at = k - 1, up[0]
+        else:  # step down; at half size the smallest tried is kept even if the card covers a little
+            while not ok and k + 1 < len(sides):
                 k += 1
-                at = clear(sides[k])
-        if at is None:  # even at half size the card would cover some of it: the smallest tried, at the margin
-            alpha = self._sized(key, sides[k], made)[1][..., 0]
-            on = alpha > 0.5
-            at = (margin, margin)
-            if bleed and on.any():
-                at = (margin - int(np.flatnonzero(on.any(0))[0]), margin - int(np.flatnonzero(on.any(1))[0]))
+                at, ok = place(sides[k])
         found = (sides[k], *at)
         self._sized_cache[cache_key] = found
         return found
