@@ -174,21 +174,20 @@ class UserProfiles:
 
     def seen(self, user_id: str) -> np.ndarray:
         """Item ids the user interacted with (chronology not kept), as an object array."""
-        row = self._row(user_id)
-        return np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]])
+        return self._seen_at(self._row(user_id))
 
     def seen_many(self, user_ids: Sequence[str | None]) -> list[np.ndarray]:
         """:meth:`seen` for many users at once (one index lookup); ``None`` or an unknown user gives
         an empty array instead of raising."""
         self._check()
-        known = [u for u in user_ids if u is not None]
-        rows = iter(self.rows(known) if known else [])
-        empty = np.empty(0, dtype=object)
-        out = []
-        for u in user_ids:
-            row = -1 if u is None else int(next(rows))
-            out.append(empty if row < 0 else np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]]))
-        return out
+        known = [j for j, u in enumerate(user_ids) if u is not None]
+        rows = np.full(len(user_ids), -1, dtype=np.int64)
+        if known:
+            rows[known] = self.rows([user_ids[j] for j in known])
+        return [self._seen_at(int(r)) if r >= 0 else np.empty(0, dtype=object) for r in rows]
+
+    def _seen_at(self, row: int) -> np.ndarray:
+        return np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]])
 
     # --------------------------------------------------------------- persistence
     def save_arrays(self, directory: Path) -> list[str]:
