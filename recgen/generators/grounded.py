@@ -299,8 +299,9 @@ def _title_phrase(title: str) -> str:
     except that a library-style trailing article moves to the front: "Usual Suspects, The (1995)" ->
     "The Usual Suspects (1995)" (the same words, so the clause stays traceable to the title)."""
     name, year = title_parts(title)
-    if name != " ".join(title.split()[: len(name.split())]):  # the article moved
-        return f"{name} ({year})" if year else name
+    spoken = f"{name} ({year})" if year else name
+    if spoken != " ".join(title.split()):  # a trailing article moved to the front
+        return spoken
     words = title.split()
     if len(words) >= 2 and words[0][:1].isupper() and words[0][1:].islower() \
             and all(re.fullmatch(r"[a-z][a-z-]*", w) for w in words[1:]):
