@@ -124,6 +124,15 @@ def sample(tmp_path_factory):
     return make_sample_catalog(folder, seed=0)  # the stamped folder is read back, not drawn again
 
 
+def copy_warm_store(warm: Path, dest: Path) -> Path:
+    """Copy the warm store's SQLite files (``_warm_store``: closed since it was built, so the copy is
+    consistent) into the folder ``dest``: a store, and embedding cache, with every text and image
+    already encoded. Returns ``dest``."""
+    for f in warm.glob("recgen.db*"):
+        shutil.copy2(f, dest / f.name)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def _warm_store(sample, tmp_path_factory) -> Path:
     """One SQLite store of the sample catalog whose embedding cache holds every text and image."""
@@ -144,9 +153,7 @@ def sample_store(_warm_store, tmp_path_factory):
     """A SQLite store holding the sample catalog, this worker's own copy of a warm embedding cache."""
     from recgen.catalog import CatalogStore
 
-    dest = tmp_path_factory.mktemp("store")
-    for f in _warm_store.glob("recgen.db*"):
-        shutil.copy2(f, dest / f.name)
+    dest = copy_warm_store(_warm_store, tmp_path_factory.mktemp("store"))
     store = CatalogStore(dest / "recgen.db")
     yield store
     store.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cdp_browser import HeadlessChromium
-from conftest import require_system
+from conftest import copy_warm_store, require_system
 
 # every image (waiting for any still decoding), table and plot of the page, with its laid-out size
 PAGE_FACTS = """(async () => {
@@ -60,9 +60,7 @@ def demo_report(_warm_store, tmp_path_factory) -> Path:
     chromium_or_skip()  # no report to build when there is no browser to open it
     from recgen.demo import run_demo
 
-    out = tmp_path_factory.mktemp("demo")
-    for f in _warm_store.glob("recgen.db*"):
-        shutil.copy2(f, out / f.name)  # the demo's store is the embedding cache: texts and images already encoded
+    out = copy_warm_store(_warm_store, tmp_path_factory.mktemp("demo"))  # the demo's store is the embedding cache
     return run_demo("sample", out=out, n_users=2, generator_epochs=1, progress=False, echo=lambda s: None).report_path
 
 

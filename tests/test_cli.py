@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import copy_warm_store
+
 from recgen.cli import app
 
 runner = CliRunner()
@@ -22,11 +24,7 @@ def invoke(*args: str):
 def workdir(saved_workdir, _warm_store, sample, tmp_path_factory):
     """A working folder as `recgen ingest` + `recgen index` leave it, copied from the shared fitted
     sample (tests/test_readme.py runs those two commands from scratch on a fresh folder)."""
-    import shutil
-
-    wd = tmp_path_factory.mktemp("cli")
-    for f in _warm_store.glob("recgen.db*"):  # closed since it was built: a consistent copy
-        shutil.copy2(f, wd / f.name)
+    wd = copy_warm_store(_warm_store, tmp_path_factory.mktemp("cli"))
     shutil.copytree(saved_workdir / "model", wd / "model")
     wd.joinpath("sample-root").write_text(str(sample.image_root.parent))  # where this store's sample lives
     return wd
@@ -103,8 +101,7 @@ def test_demo_writes_report(tmp_path, _warm_store):
     from recgen.demo import run_demo
 
     (tmp_path / "demo").mkdir()
-    for f in _warm_store.glob("recgen.db*"):  # the demo's store doubles as the embedding cache: already warm
-        shutil.copy2(f, tmp_path / "demo" / f.name)
+    copy_warm_store(_warm_store, tmp_path / "demo")  # the demo's store doubles as the embedding cache
     res = run_demo("sample", out=tmp_path / "demo", n_users=2, progress=False, echo=lambda s: None)
     html = res.report_path.read_text()
     assert "Recovered tastes" in html and "data:image/jpeg;base64," in html and "recgen_sim" not in html
