@@ -152,3 +152,28 @@ def test_torch_state_reads_single_networks_saved_without_a_prefix(tmp_path):
     x = torch.randn(4, 3)
     assert torch.equal(net.eval()(x), fresh.eval()(x))
     assert np.isfinite(fresh(x).detach().numpy()).all()
+
+
+def test_slice_grid_is_trilinear_slicing_of_the_bilateral_grid():
+    """The separable slice (rows, then a 2-D grid_sample) gives the numbers of a 3-D grid_sample at
+    (x, y, guide), gradients included, also for non-square images and grids."""
+    import torch.nn.functional as F
+
+    from recgen.generators.nets.studio import slice_grid
+
+    torch.manual_seed(0)
+    n, c, depth, gh, gw, hgt, wid = 2, 5, 4, 3, 6, 11, 17
+    coeffs = torch.randn(n, c, depth, gh, gw, requires_grad=True)
+    guide = torch.rand(n, hgt, wid)
+    guide[0, 0, 0], guide[0, 0, 1] = 0.0, 1.0  # the ends of the guide's range
+    ys, xs = torch.linspace(-1, 1, hgt), torch.linspace(-1, 1, wid)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    at = torch.stack([gx.expand(n, -1, -1), gy.expand(n, -1, -1), guide * 2 - 1], dim=-1)
+    want = F.grid_sample(coeffs, at[:, None], mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]
+    got = slice_grid(coeffs, guide)
+    assert got.shape == (n, c, hgt, wid)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    w = torch.randn_like(want)
+    g_want, = torch.autograd.grad((want * w).sum(), coeffs)
+    g_got, = torch.autograd.grad((got * w).sum(), coeffs)
+    torch.testing.assert_close(g_got, g_want, atol=1e-4, rtol=0)

@@ -115,16 +115,31 @@ class BilateralEditor(nn.Module):
         n, _, hgt, wid = x.shape
         coeffs = self.grid_coeffs(x, c)
         g = torch.sigmoid(self.guide(x.permute(0, 2, 3, 1)))[..., 0]  # (n, H, W) in [0, 1]
-        ys = torch.linspace(-1, 1, hgt, device=x.device, dtype=x.dtype)
-        xs = torch.linspace(-1, 1, wid, device=x.device, dtype=x.dtype)
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        coords = torch.stack([gx.expand(n, -1, -1), gy.expand(n, -1, -1), g * 2 - 1], dim=-1)
-        sliced = F.grid_sample(coeffs, coords[:, None], mode="bilinear", padding_mode="border",
-                               align_corners=True)[:, :, 0]  # (n, 12, H, W)
+        sliced = slice_grid(coeffs, g)
         a = sliced.view(n, 3, 4, hgt, wid)
         # A x + b per pixel, written out: the same numbers as an einsum, several times faster on CPU
         out = a[:, :, 0] * x[:, :1] + a[:, :, 1] * x[:, 1:2] + a[:, :, 2] * x[:, 2:3] + a[:, :, 3]
         return out.clamp(0, 1)
+
+
+def slice_grid(coeffs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Trilinear slicing of a bilateral grid at every pixel: (n, C, H, W) from ``coeffs``
+    (n, C, depth, gh, gw) and ``guide`` (n, H, W) in [0, 1].
+
+    The same numbers as a 3-D ``grid_sample`` (align_corners, border) at ``(x, y, guide)``, computed
+    as two separable steps: the grid is first interpolated along y to every output row (a
+    pixel's row fixes its y), then each row is a 2-D ``(guide, x)`` image sampled with the 2-D
+    ``grid_sample``, which is vectorized on CPU where the 3-D one is not (about 3x faster).
+    """
+    n, c, depth, gh, gw = coeffs.shape
+    hgt, wid = guide.shape[1:]
+    rows = F.interpolate(coeffs.reshape(n, c * depth, gh, gw), size=(hgt, gw), mode="bilinear",
+                         align_corners=True)
+    rows = rows.view(n, c, depth, hgt, gw).permute(0, 3, 1, 2, 4).reshape(n * hgt, c, depth, gw)
+    xs = torch.linspace(-1, 1, wid, device=guide.device, dtype=guide.dtype)
+    at = torch.stack([xs.expand(n, hgt, wid), guide * 2 - 1], dim=-1).reshape(n * hgt, 1, wid, 2)
+    out = F.grid_sample(rows, at, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(n, hgt, c, wid).permute(0, 2, 1, 3)
 
 
 def sliced_colour_distance(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
