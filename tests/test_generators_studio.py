@@ -16,6 +16,7 @@ from recgen.generators.studio import (  # noqa: E402
     fit_image,
     main_colour,
     mood_of,
+    moods_of,
     recolour,
     title_card,
     title_parts,
@@ -125,6 +126,24 @@ def test_mood_is_the_products_palette_not_its_background():
     np.testing.assert_allclose(mood[:, 0, 0], np.array([200, 20, 20]) / 255.0, atol=1e-5)  # empty cell: mean colour
 
 
+def test_moods_of_a_batch_are_each_products_mood():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (3, 30, 30, 3)).astype(np.uint8)
+    alpha = rng.random((3, 30, 30)).astype(np.float32)
+    alpha[1] = 0  # no product at all: every cell is the (zero) mean
+    alpha[2, :15] = 0  # the top half empty
+    batch = moods_of(rgb, alpha)
+    assert batch.shape == (3, 3, 4, 4) and batch.dtype == np.float32
+    for j in range(3):
+        x, a = rgb[j, :28, :28].astype(np.float64) / 255, alpha[j, :28, :28, None].astype(np.float64)
+        num, den = (x * a).reshape(4, 7, 4, 7, 3).sum((1, 3)), a.reshape(4, 7, 4, 7, 1).sum((1, 3))
+        mean = (x * a).sum((0, 1)) / max(a.sum(), 1e-6)
+        want = np.where(den > 0.15 * 49, num / np.maximum(den, 1e-6), mean).transpose(2, 0, 1)
+        np.testing.assert_allclose(batch[j], want, atol=1e-5)
+        np.testing.assert_allclose(mood_of(rgb[j], alpha[j]), batch[j], atol=1e-6)
+    assert moods_of(rgb[:0], alpha[:0]).shape == (0, 3, 4, 4)
+
+
 # ------------------------------------------------------------------ items with a photo
 def test_with_photo_previews_keep_the_products_pixels(studio, ctx, model):
     from dataclasses import replace
@@ -182,6 +201,15 @@ def test_card_sits_in_a_corner_the_product_leaves_empty(studio, ctx, model):
     s, side = studio.config.image_size, round(studio.config.product_scale * studio.config.image_size)
     card = round(studio.config.inset_scale * s)
     assert studio._free_corner(studio._row[item], side, card, False) is not None
+    # the layout reads the matte alone (no colours scaled); it is the matte the product is drawn with
+    import recgen.generators.studio as studio_module
+
+    r = studio._row[item]
+    studio._sized_cache.clear()
+    drawn = studio_module._sized(*studio._source(r), side)
+    np.testing.assert_array_equal(studio._matte(r, side), drawn[1][..., 0])
+    for got, want in zip(studio._sized(r, side), drawn):  # made with the matte the layout cached
+        np.testing.assert_array_equal(got, want)
     out = studio.generate(ctx, [item, item], [user, None])
     product = np.zeros((s, s), bool)
     alpha = studio._sized(studio._row[item], side)[1][..., 0]

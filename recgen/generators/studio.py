@@ -296,14 +296,22 @@ def mood_of(rgb: np.ndarray, alpha: np.ndarray, grid: int = 4) -> np.ndarray:
     Cells without product take the product's mean colour, so a mood is the product's palette
     laid out as in the photo, never the photo's background.
     """
-    s = rgb.shape[0] // grid
-    x = rgb[: s * grid, : s * grid].astype(np.float32) / 255.0
-    a = alpha[: s * grid, : s * grid, None]
-    num = (x * a).reshape(grid, s, grid, s, 3).sum((1, 3))
-    den = a.reshape(grid, s, grid, s, 1).sum((1, 3))
-    mean = (x * a).reshape(-1, 3).sum(0) / max(float(a.sum()), 1e-6)
-    cells = np.where(den > 0.15 * s * s, num / np.maximum(den, 1e-6), mean)
-    return cells.transpose(2, 0, 1).astype(np.float32)
+    return moods_of(np.asarray(rgb)[None], np.asarray(alpha)[None], grid)[0]
+
+
+def moods_of(rgb: np.ndarray, alpha: np.ndarray, grid: int = 4) -> np.ndarray:
+    """:func:`mood_of` for a batch, in one pass: rgb uint8 (n, S, S, 3), alpha (n, S, S) -> (n, 3, grid, grid)."""
+    if len(rgb) == 0:
+        return np.zeros((0, 3, grid, grid), np.float32)
+    rgb, alpha = np.asarray(rgb), np.asarray(alpha)
+    n, s = len(rgb), rgb.shape[1] // grid
+    x = rgb[:, : s * grid, : s * grid].astype(np.float32) / 255.0
+    a = alpha[:, : s * grid, : s * grid, None].astype(np.float32)
+    num = (x * a).reshape(n, grid, s, grid, s, 3).sum((2, 4))
+    den = a.reshape(n, grid, s, grid, s, 1).sum((2, 4))
+    mean = num.sum((1, 2)) / np.maximum(den.sum((1, 2)), 1e-6)
+    cells = np.where(den > 0.15 * s * s, num / np.maximum(den, 1e-6), mean[:, None, None])
+    return cells.transpose(0, 3, 1, 2).astype(np.float32)
 
 
 def main_colour(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -403,19 +411,31 @@ def _shade(rgb: np.ndarray, bg: np.ndarray) -> np.ndarray:
     return np.clip((rgb.astype(np.float32) @ _LUMA) / max(float(bg @ _LUMA), 1.0), 0.0, 1.0)
 
 
-def _scaled(rgb: np.ndarray, alpha: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _scaled_rgb(rgb: np.ndarray, side: int) -> np.ndarray:
+    """A photo (uint8 (S, S, 3)) scaled to ``side`` (Lanczos: as sharp as the photo allows)."""
     from PIL import Image
 
     if side == rgb.shape[0]:
-        return rgb, alpha
-    im = Image.fromarray(rgb).resize((side, side), Image.Resampling.LANCZOS)
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.LANCZOS))
+
+
+def _scaled_matte(alpha: np.ndarray, side: int) -> np.ndarray:
+    """A matte (float 0..1 (S, S)) scaled to ``side`` (bilinear: no ringing at the product's edge)."""
+    from PIL import Image
+
+    if side == alpha.shape[0]:
+        return alpha
     am = Image.fromarray(alpha.astype(np.float32), mode="F").resize((side, side), Image.Resampling.BILINEAR)
-    return np.asarray(im), np.clip(np.asarray(am), 0.0, 1.0)
+    return np.clip(np.asarray(am), 0.0, 1.0)
 
 
-def _sized(rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A product scaled to ``side``: (rgb float, alpha (side, side, 1), shade (side, side, 1)), ready to composite."""
-    rgb, alpha = _scaled(rgb, alpha, side)
+def _sized(rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int,
+           matte: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A product scaled to ``side``: (rgb float, alpha (side, side, 1), shade (side, side, 1)), ready to
+    composite. ``matte``: ``alpha`` already scaled to ``side``, when the caller has it."""
+    rgb = _scaled_rgb(rgb, side)
+    alpha = _scaled_matte(alpha, side) if matte is None else matte
     return rgb.astype(np.float32), alpha[..., None].astype(np.float32), _shade(rgb, bg)[..., None]
 
 
@@ -683,7 +703,7 @@ class StudioGenerator:
         torch.manual_seed(cfg.seed)
         self.dim = context.dim
         text = context.item_vectors(rows, "text")
-        palettes = np.stack([mood_of(p, a).reshape(-1) for p, a in zip(photos, alphas)])
+        palettes = moods_of(photos, alphas).reshape(len(photos), -1)
         mains = np.stack([main_colour(p, a) for p, a in zip(photos, alphas)])
         centres, weights, cv = _colour_model(text, mains, cfg.colour_clusters, cfg.seed)
         bleed = [_full_bleed(a) for a in alphas]
@@ -780,7 +800,7 @@ class StudioGenerator:
                .astype(np.uint8), "bg": np.stack([f[2] for f in fitted]),
                "text": context.item_vectors(rows, "text"), "image": context.item_vectors(rows, "image"),
                "structure": grey,
-               "palette": np.stack([mood_of(f[0], f[1]).reshape(-1) for f in fitted]),
+               "palette": moods_of(np.stack(photos), np.stack([f[1] for f in fitted])).reshape(len(photos), -1),
                "main": np.stack([main_colour(f[0], f[1]) for f in fitted])}
         for j, i in enumerate(item_ids):
             r = self._row.get(i)
@@ -898,7 +918,7 @@ class StudioGenerator:
         small_u8 = (photos.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         small_a = mattes[:, 0].numpy()
         inputs = self._recoloured(src, text[tgt], small_u8[src], small_a[src])
-        palettes = torch.from_numpy(np.stack([mood_of(p, a).reshape(-1) for p, a in zip(inputs, small_a[src])]))
+        palettes = torch.from_numpy(moods_of(inputs, small_a[src]).reshape(len(inputs), -1))
         inputs = torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0
         for _epoch in _epochs(cfg.editor_epochs, progress, "text-to-image editor"):
             order = torch.randperm(len(tgt), generator=gen).numpy()
@@ -1065,7 +1085,7 @@ class StudioGenerator:
         lib = self._lib
         alpha = lib.alpha[torch.as_tensor(ex)].numpy().astype(np.float32) / 255.0
         photos = self._recoloured(ex, item_vecs, lib.photo[torch.as_tensor(ex)].numpy(), alpha)
-        palettes = torch.from_numpy(np.stack([mood_of(p, a).reshape(-1) for p, a in zip(photos, alpha)]))
+        palettes = torch.from_numpy(moods_of(photos, alpha).reshape(len(photos), -1))
         with torch.no_grad():
             x = torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 255.0
             out = self._nets["editor"](x, self._editor_cond(torch.from_numpy(item_vecs), ex, palettes))
@@ -1075,22 +1095,36 @@ class StudioGenerator:
         bgs = np.median(border, axis=1)
         return [(rgb[j], alpha[j], bgs[j]) for j in range(len(ex))], ex
 
-    def _sized(self, row: int | tuple, side: int, made: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Library photo ``row`` (or the key of a generated product in ``made``) scaled to ``side``, ready
-        to composite; cached (resizing is most of the cost)."""
-        key = (row, side)
+    def _source(self, key: int | tuple, made: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rgb uint8, alpha float 0..1, bg)`` of library photo ``key`` or of a generated product (a
+        key of ``made``, else of the text cache)."""
+        if isinstance(key, tuple):
+            return (made or self._text_cache)[key]
+        lib = self._lib
+        return lib.photo[key].numpy(), lib.alpha[key].numpy().astype(np.float32) / 255.0, lib.bg[key].numpy()
+
+    def _cached(self, key: tuple, make):
+        """``self._sized_cache[key]``, made by ``make()`` on a miss (the cache is bounded)."""
         hit = self._sized_cache.get(key)
         if hit is None:
             if len(self._sized_cache) >= 4096:
                 self._sized_cache.clear()
-            if isinstance(row, tuple):
-                hit = _sized(*(made or self._text_cache)[row], side)
-            else:
-                lib = self._lib
-                hit = _sized(lib.photo[row].numpy(), lib.alpha[row].numpy().astype(np.float32) / 255.0,
-                             lib.bg[row].numpy(), side)
-            self._sized_cache[key] = hit
+            hit = self._sized_cache[key] = make()
         return hit
+
+    def _sized(self, row: int | tuple, side: int, made: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Library photo ``row`` (or the key of a generated product in ``made``) scaled to ``side``, ready
+        to composite; cached (resizing is most of the cost)."""
+        return self._cached((row, side), lambda: _sized(*self._source(row, made), side,
+                                                          matte=self._sized_cache.get(("matte", row, side))))
+
+    def _matte(self, row: int | tuple, side: int, made: dict | None = None) -> np.ndarray:
+        """The matte (float (side, side)) of :meth:`_sized`, without scaling the colours: what layout
+        decisions need (a product may be tried at several sides and drawn at one)."""
+        full = self._sized_cache.get((row, side))
+        if full is not None:
+            return full[1][..., 0]
+        return self._cached(("matte", row, side), lambda: _scaled_matte(self._source(row, made)[1], side))
 
     def _free_corner(self, key: int | tuple, side: int, card: int, tagged: bool,
                      made: dict | None = None) -> tuple[int, int] | None:
@@ -1100,7 +1134,7 @@ class StudioGenerator:
         if cache_key in self._sized_cache:
             return self._sized_cache[cache_key]
         s = self.config.image_size
-        alpha = self._sized(key, side, made)[1][..., 0]
+        alpha = self._matte(key, side, made)
         off, margin = (s - side) // 2, round(0.02 * s)
         corners = [(s - card - margin, s - card - margin), (s - card - margin, margin), (margin, margin)]
         if not tagged:
@@ -1129,7 +1163,7 @@ class StudioGenerator:
         margin = round(0.02 * s)
         c0 = s - card - margin  # the card's top-left, on both axes
         top = round(self.config.personal_scale * s)
-        ref = self._sized(key, top, made)[1][..., 0]
+        ref = self._matte(key, top, made)
         bleed = _full_bleed(ref) is not None
         sides = list(range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)))
         # resizing is the cost: the top-size matte, scaled, estimates where to start, and the exact
@@ -1137,7 +1171,7 @@ class StudioGenerator:
         start = _first_clear(ref, sides, c0, margin, bleed)
 
         def place(side):  # ((x0, y0) of the product at this side, whether the card leaves it clear)
-            alpha = self._sized(key, side, made)[1][..., 0]
+            alpha = self._matte(key, side, made)
             on = alpha > 0.5
             if not on.any():
                 return (margin, margin), True
