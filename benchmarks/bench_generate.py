@@ -252,7 +252,7 @@ def replace_config(gen, fresh_caches=False, **changes):
     other = copy.copy(gen)
     other.config = replace(gen.config, **changes)
     if fresh_caches or changes:  # cached products and layouts may depend on what changed
-        other._sized_cache, other._text_cache = {}, {}
+        other._fresh_caches()
     return other
 
 

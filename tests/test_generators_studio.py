@@ -277,13 +277,13 @@ def test_neutral_backdrop_strength_is_its_own_setting(studio, ctx, model):
     item = next(i for i in model.items.ids if i in studio._row and i not in seen)
     white = copy.copy(studio)
     white.config = replace(studio.config, neutral_mood_strength=0.0, inset=False)
-    white._sized_cache = {}
+    white._fresh_caches()
     out = white.generate(ctx, [item, item], [user, None])
     s = white.config.image_size
     assert (out.images[1, 0, s // 2] == 255).all()  # the neutral backdrop: white, as a catalog photo
     tinted = copy.copy(studio)
     tinted.config = replace(studio.config, neutral_mood_strength=1.0, inset=False)
-    tinted._sized_cache = {}
+    tinted._fresh_caches()
     again = tinted.generate(ctx, [item, item], [user, None])
     np.testing.assert_array_equal(again.images[0], out.images[0])  # a user's backdrop does not depend on it
     assert not np.array_equal(again.images[1], out.images[1])
@@ -392,6 +392,49 @@ def test_generated_products_are_made_once_per_item(studio, ctx, model, hidden, m
     assert calls == []  # served from the cache: the product does not depend on the user
     np.testing.assert_array_equal(first.images, again.images)
     assert other_users.generated == [True, True]
+
+
+def test_product_cache_keeps_to_its_memory_budget_least_recently_used_out_first():
+    import copy
+    import pickle
+
+    from recgen.generators.studio import _ProductCache
+
+    cache = _ProductCache(max_bytes=3 * (1000 + 64) + 10)
+    for k in "abc":
+        cache[k] = (np.zeros(1000, np.uint8),)
+    assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
+    assert cache.get("a") is not None  # "a" is now the most recently used
+    cache["d"] = (np.zeros(1000, np.uint8),)
+    assert "b" not in cache and all(k in cache for k in "acd")
+    cache["d"] = (np.zeros(2000, np.uint8),)  # a bigger value under the same key
+    assert cache.nbytes <= cache.max_bytes and "d" in cache and len(cache) == 2
+    cache["huge"] = np.zeros(10**5, np.uint8)  # one entry over the budget: kept alone, not thrashed to nothing
+    assert list(cache._d) == ["huge"]
+    assert cache.get("missing", 7) == 7
+    with pytest.raises(KeyError):
+        cache["missing"]
+    for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):  # copies start empty
+        assert len(clone) == 0 and clone.nbytes == 0 and clone.max_bytes == cache.max_bytes
+
+
+def test_previews_are_the_same_when_the_caches_hold_almost_nothing(studio, ctx, model, hidden):
+    """Eviction is invisible: a generator whose caches keep one entry draws the same previews."""
+    import copy
+
+    items = [i for i in model.items.ids if i in studio._row][:6] + list(hidden[:2])
+    users = [str(u) for u in model.profiles.user_ids_[:4]] * 2
+    roomy = copy.copy(studio)
+    roomy._fresh_caches()
+    tight = copy.copy(studio)
+    tight.sized_cache_mib = tight.text_cache_mib = 1e-6
+    tight._fresh_caches()
+    want = roomy.generate(ctx, items, users)
+    for _ in range(2):
+        got = tight.generate(ctx, items, users)
+        np.testing.assert_array_equal(got.images, want.images)
+        assert len(tight._sized_cache) <= 1 and len(tight._text_cache) <= 1
+    assert roomy._sized_cache.nbytes <= roomy.sized_cache_mib * 2**20 and len(roomy._sized_cache) > 8
 
 
 def test_main_colour_names_the_product_not_its_pattern():

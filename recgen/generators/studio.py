@@ -596,6 +596,83 @@ def _tag(canvas: np.ndarray, text: str = "generated") -> None:
     canvas[-label.shape[0]:, :label.shape[1]] = label
 
 
+def _nbytes(value: Any) -> int:
+    """Bytes held by a cached value: its arrays' buffers plus a fixed allowance per entry."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (tuple, list)):
+        return 64 + sum(_nbytes(v) for v in value)
+    return 64
+
+
+class _ProductCache:
+    """Products scaled to a preview's size, generated products and layouts, least recently used out
+    first once they hold more than ``max_bytes`` (thread-safe).
+
+    Bounded by entry count instead (4096 scaled products), it could hold 0.8-1.1 GiB at 128 px
+    (220-280 kB an entry, measured) and four times that at 256: too much for a long-running service.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        import collections
+
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self._d: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            if key not in self._d:
+                return default
+            self._d.move_to_end(key)
+            return self._d[key]
+
+    def __getitem__(self, key: Any) -> Any:
+        hit = self.get(key, _MISSING)
+        if hit is _MISSING:
+            raise KeyError(key)
+        return hit
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        size = _nbytes(value)
+        with self._lock:
+            if key in self._d:
+                self.nbytes -= _nbytes(self._d.pop(key))
+            self._d[key] = value
+            self.nbytes += size
+            while self.nbytes > self.max_bytes and len(self._d) > 1:
+                self.nbytes -= _nbytes(self._d.popitem(last=False)[1])
+
+    def update(self, pairs: Any) -> None:
+        for key, value in (pairs.items() if isinstance(pairs, dict) else pairs):
+            self[key] = value
+
+    def items(self) -> list:
+        with self._lock:
+            return list(self._d.items())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self.nbytes = 0
+
+    def __getstate__(self) -> dict:  # a copy or a pickle starts empty: everything in it can be remade
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"])
+
+
+_MISSING = object()
+
+
 # --------------------------------------------------------------------------- generator
 class StudioGenerator:
     """Product-kept, user-presented previews; text-only items edited from a retrieved exemplar.
@@ -613,9 +690,7 @@ class StudioGenerator:
         self._nets: dict[str, Any] = {}
         self.history: dict[str, list[float]] = {}
         self.dim = 0
-        self._sized_cache: dict[tuple[Any, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        # generated products of items without a photo (they depend on the item's text, not the user)
-        self._text_cache: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._fresh_caches()
         self._structure_unit: np.ndarray | None = None
         #: what items without a photo get ("exemplar" or "title"; ``config.text_previews`` resolved at fit)
         self.text_style = "exemplar"
@@ -624,7 +699,19 @@ class StudioGenerator:
         self.card_aspect = 1.0
         self._card_colours: tuple[np.ndarray, np.ndarray] | None = None
 
+    #: memory (MiB) kept for products scaled to preview size and their layouts, least recently
+    #: used out first; set on the class, or on an instance before its first ``fit`` / ``load``
+    sized_cache_mib = 256
+    #: memory (MiB) kept for generated products of items without a photo (they depend on the
+    #: item's text, not the user, so each is made once while it stays here)
+    text_cache_mib = 128
+
     # ------------------------------------------------------------------ helpers
+    def _fresh_caches(self) -> None:
+        """Empty caches (a refit, new photos, or a copy whose settings change what they hold)."""
+        self._sized_cache = _ProductCache(int(self.sized_cache_mib * 2**20))
+        self._text_cache = _ProductCache(int(self.text_cache_mib * 2**20))
+
     def _check(self) -> None:
         if not self._nets:
             raise NotFittedError("StudioGenerator is not fitted: call fit(context) or load() first")
@@ -736,8 +823,7 @@ class StudioGenerator:
         self.ids = ids
         self._row = {i: j for j, i in enumerate(ids)}
         self._nets = {"library": lib, "mood": MoodCVAE(self.dim, latent_dim=cfg.mood_latent)}
-        self._sized_cache.clear()  # caches of a previous fit
-        self._text_cache.clear()
+        self._fresh_caches()  # caches of a previous fit
         self._structure_unit = None
         self._card_colours = None
         self._fit_mood(context, progress)
@@ -791,8 +877,7 @@ class StudioGenerator:
                 raise ValueError(f"item {i}: {exc}") from exc
         photos = [f[0] for f in fitted]
         lib = self._lib
-        self._sized_cache.clear()  # retrieval may pick the new photos
-        self._text_cache.clear()
+        self._fresh_caches()  # retrieval may pick the new photos
         self._structure_unit = None
         self._card_colours = None  # the cover colours' library statistics change too
         grey = _grey_features(context, photos) if lib.structure.shape[1] else np.zeros((len(photos), 0), np.float32)
@@ -1104,11 +1189,9 @@ class StudioGenerator:
         return lib.photo[key].numpy(), lib.alpha[key].numpy().astype(np.float32) / 255.0, lib.bg[key].numpy()
 
     def _cached(self, key: tuple, make):
-        """``self._sized_cache[key]``, made by ``make()`` on a miss (the cache is bounded)."""
+        """``self._sized_cache[key]``, made by ``make()`` on a miss."""
         hit = self._sized_cache.get(key)
         if hit is None:
-            if len(self._sized_cache) >= 4096:
-                self._sized_cache.clear()
             hit = self._sized_cache[key] = make()
         return hit
 
@@ -1131,8 +1214,9 @@ class StudioGenerator:
         """Top-left ``(x, y)`` of a ``card``-sided card in a corner where it hides none of the product
         (``key`` centred at ``side``), or None. Bottom-left is left to the "generated" label when ``tagged``."""
         cache_key = ("corner", key, side, card, tagged)
-        if cache_key in self._sized_cache:
-            return self._sized_cache[cache_key]
+        hit = self._sized_cache.get(cache_key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         s = self.config.image_size
         alpha = self._matte(key, side, made)
         off, margin = (s - side) // 2, round(0.02 * s)
@@ -1157,8 +1241,9 @@ class StudioGenerator:
         it, as in a photo); a full-bleed picture (a letterboxed poster) puts its own edges against
         the margin, which usually leaves the card room without shrinking."""
         cache_key = ("beside", key, card)
-        if cache_key in self._sized_cache:
-            return self._sized_cache[cache_key]
+        hit = self._sized_cache.get(cache_key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         s = self.config.image_size
         margin = round(0.02 * s)
         c0 = s - card - margin  # the card's top-left, on both axes
@@ -1279,8 +1364,6 @@ class StudioGenerator:
                 else:
                     edited, _ = self._edited(tv[todo], [keys[k][1] for k in todo])
                 made.update((keys[k], p) for k, p in zip(todo, edited))
-                if len(self._text_cache) + len(todo) > 4096:
-                    self._text_cache.clear()
                 self._text_cache.update((keys[k], p) for k, p in zip(todo, edited))
             for k, j in enumerate(gen_idx):
                 products[j] = keys[k]
