@@ -129,7 +129,8 @@ def slice_grid(coeffs: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     The same numbers as a 3-D ``grid_sample`` (align_corners, border) at ``(x, y, guide)``, computed
     as two separable steps: the grid is first interpolated along y to every output row (a
     pixel's row fixes its y), then each row is a 2-D ``(guide, x)`` image sampled with the 2-D
-    ``grid_sample``, which is vectorized on CPU where the 3-D one is not (about 3x faster).
+    ``grid_sample``, which is vectorized on CPU where the 3-D one is not: 2-3.5x faster on the
+    benchmark's CPU (``benchmarks/bench_editor.py``).
     """
     n, c, depth, gh, gw = coeffs.shape
     hgt, wid = guide.shape[1:]
