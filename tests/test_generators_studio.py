@@ -501,6 +501,17 @@ def test_photo_mode_refuses_items_without_a_photo(studio, ctx, hidden):
         studio.generate(ctx, hidden[:1], [None], mode="sketch")
 
 
+def test_training_history_reports_the_editors_critic_term_apart(studio):
+    """The demo plots these: the critic's term rises as the critic learns, so it is not folded into
+    the loss that says how well the editor matches the targets' colours."""
+    cfg = studio.config
+    assert cfg.adversarial_weight > 0
+    for key in ("mood_loss", "editor_loss", "editor_adversarial"):
+        assert len(studio.history[key]) == (cfg.mood_epochs if key == "mood_loss" else cfg.editor_epochs), key
+        assert np.isfinite(studio.history[key]).all(), key
+    assert min(studio.history["editor_loss"]) > 0  # colour distances and L1 terms only: never below zero
+
+
 def test_editor_starts_at_the_identity():
     import torch
 

@@ -992,7 +992,7 @@ class StudioGenerator:
         opt = torch.optim.Adam(editor.parameters(), lr=cfg.lr)
         opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if critic else None
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        losses = []
+        losses, adversarial = [], []
         photos = self._small_photos(cfg.editor_size)
         loss_size = min(16, cfg.editor_size)  # colour statistics need few pixels; sorting is the cost
         small = F.interpolate(photos, size=(loss_size, loss_size), mode="area")
@@ -1007,7 +1007,7 @@ class StudioGenerator:
         inputs = torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0
         for _epoch in _epochs(cfg.editor_epochs, progress, "text-to-image editor"):
             order = torch.randperm(len(tgt), generator=gen).numpy()
-            total = 0.0
+            total = total_adv = 0.0
             for s in range(0, len(order), cfg.batch_size):
                 b = order[s:s + cfg.batch_size]
                 xs, xt = inputs[b], photos[tgt[b]]
@@ -1036,13 +1036,22 @@ class StudioGenerator:
                     opt_d.zero_grad()
                     d_loss.backward()
                     opt_d.step()
-                    loss = loss - cfg.adversarial_weight * critic(out * 2 - 1, t[tgt[b]]).mean()
+                    adv = -critic(out * 2 - 1, t[tgt[b]]).mean()
+                    total_adv += float(adv.detach()) * len(b)
+                    total += float(loss.detach()) * len(b)  # what the editor matches, without the critic's term
+                    loss = loss + cfg.adversarial_weight * adv
+                else:
+                    total += float(loss.detach()) * len(b)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(b)
             losses.append(total / len(order))
+            if critic is not None:
+                adversarial.append(total_adv / len(order))
+        # reported apart: the critic's term rises as the critic learns, which says nothing about colours
         self.history["editor_loss"] = losses
+        if adversarial:
+            self.history["editor_adversarial"] = adversarial
 
     # ----------------------------------------------------------------- generate
     def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
