@@ -437,6 +437,33 @@ def test_previews_are_the_same_when_the_caches_hold_almost_nothing(studio, ctx, 
     assert roomy._sized_cache.nbytes <= roomy.sized_cache_mib * 2**20 and len(roomy._sized_cache) > 8
 
 
+def test_concurrent_generation_with_evicting_caches_draws_what_serial_generation_draws(studio, ctx, model, hidden):
+    """The service calls ``generate`` from a thread pool: with caches small enough to evict all the
+    time, threads sharing one generator still draw exactly the serial previews."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [i for i in model.items.ids if i in studio._row][:10] + list(hidden[:3])
+    users = [str(u) for u in model.profiles.user_ids_[:5]] + [None]
+    pairs = [(items[k % len(items)], users[k % len(users)]) for k in range(40)]
+    serial = copy.copy(studio)
+    serial._fresh_caches()
+    want = serial.generate(ctx, [i for i, _ in pairs], [u for _, u in pairs]).images
+    shared = copy.copy(studio)
+    shared.sized_cache_mib, shared.text_cache_mib = 0.2, 0.05  # a few entries each
+    shared._fresh_caches()
+
+    def draw(k):
+        chunk = pairs[k::4]
+        return k, shared.generate(ctx, [i for i, _ in chunk], [u for _, u in chunk]).images
+
+    with ThreadPoolExecutor(4) as pool:
+        for _round in range(3):
+            for k, got in pool.map(draw, range(4)):
+                np.testing.assert_array_equal(got, want[k::4])
+    assert shared._sized_cache.nbytes <= 0.2 * 2**20 or len(shared._sized_cache) == 1
+
+
 def test_main_colour_names_the_product_not_its_pattern():
     rgb = np.full((40, 40, 3), 255, np.uint8)
     rgb[5:35, 5:35] = (200, 30, 40)  # red
