@@ -609,8 +609,9 @@ class _ProductCache:
     """Products scaled to a preview's size, generated products and layouts, least recently used out
     first once they hold more than ``max_bytes`` (thread-safe).
 
-    Bounded by entry count instead (4096 scaled products), it could hold 0.8-1.1 GiB at 128 px
-    (220-280 kB an entry, measured) and four times that at 256: too much for a long-running service.
+    The bound is in bytes because entries differ in size: a scaled product is 220-280 kB at 128 px
+    (measured) and four times that at 256, so a bound of 4096 entries (the one used before) let a
+    long-running service hold 0.8-1.1 GiB, or about 4 GiB at 256 px.
     """
 
     def __init__(self, max_bytes: int) -> None:
