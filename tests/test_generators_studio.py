@@ -333,14 +333,16 @@ def test_an_artefact_saved_before_mood_contrast_keeps_its_look(studio, ctx, mode
     manifest = path / "manifest.json"
     data = json.loads(manifest.read_text())
     data["config"]["studio"]["mood_strength"] = 0.4
-    for added in ("mood_contrast", "neutral_mood_strength"):  # as an older recgen wrote it
+    for added in ("mood_contrast", "neutral_mood_strength", "editor_keep_weight"):  # as an older recgen wrote it
         del data["config"]["studio"][added]
     data["digest"] = _manifest_digest(data)
     manifest.write_text(json.dumps(data))
     old = StudioGenerator.load(path)
     assert old.config.mood_contrast == 1.0
     assert old.config.neutral_mood_strength == old.config.mood_strength == 0.4
-    want = replace(studio.config, mood_strength=0.4, mood_contrast=1.0, neutral_mood_strength=0.4)
+    assert old.config.editor_keep_weight == 0.0  # how its editor was trained
+    want = replace(studio.config, mood_strength=0.4, mood_contrast=1.0, neutral_mood_strength=0.4,
+                   editor_keep_weight=0.0)
     assert old.config == want
     assert StudioGenerator.load(studio.save(tmp_path / "now")).config == studio.config
 
@@ -539,6 +541,37 @@ def test_training_history_reports_the_editors_critic_term_apart(studio):
     assert min(studio.history["editor_loss"]) > 0  # colour distances and L1 terms only: never below zero
 
 
+def test_keep_weight_holds_the_editor_to_the_colour_steps_output(studio):
+    """``editor_keep_weight`` penalizes the editor's change to the colour step's output: trained with
+    a large weight, it changes the products far less than trained without it."""
+    import copy
+    from dataclasses import replace
+
+    import torch
+
+    from recgen.generators.nets.studio import BilateralEditor
+    from recgen.generators.studio import _editor_cond_dim
+
+    lib = studio._lib
+    rows = np.arange(min(24, len(studio.ids)))
+    ex = studio._retrieve(lib.text.numpy()[rows], [studio.ids[r] for r in rows], k=1)[:, 0]
+    alpha = lib.alpha.numpy()[ex].astype(np.float32) / 255.0
+    photos = studio._recoloured(ex, lib.text.numpy()[rows], lib.photo.numpy()[ex], alpha)
+    x = torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 255.0
+    palettes = torch.from_numpy(moods_of(photos, alpha).reshape(len(photos), -1))
+    change = {}
+    for weight in (0.0, 100.0):
+        g = copy.deepcopy(studio)
+        g.config = replace(studio.config, editor_keep_weight=weight, editor_epochs=3)
+        torch.manual_seed(0)
+        g._nets["editor"] = BilateralEditor(_editor_cond_dim(g.dim))
+        g._fit_editor(progress=False)
+        with torch.no_grad():
+            out = g._nets["editor"](x, g._editor_cond(lib.text[rows], ex, palettes))
+        change[weight] = float(((out - x).abs() * torch.from_numpy(alpha)[:, None]).sum() / (3 * alpha.sum()))
+    assert change[100.0] < 0.5 * change[0.0], change
+
+
 def test_editor_starts_at_the_identity():
     import torch
 
@@ -589,6 +622,9 @@ def test_config_is_checked():
         make_generator("studio", image_size=8)
     with pytest.raises(ValueError, match="text_previews"):
         make_generator("studio", text_previews="poster")
+    for bad in (-1.0, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="editor_keep_weight"):
+            make_generator("studio", editor_keep_weight=bad)
 
 
 # ------------------------------------------------------------------------ composition

@@ -150,6 +150,11 @@ class StudioConfig:
         Weight of the editor's loss on the product's mean colour (inside the mattes).
     adversarial_weight : float
         Weight of the projection discriminator's hinge loss (0 turns the cGAN term off).
+    editor_keep_weight : float
+        Weight of the editor's L1 penalty on changing the colour step's output inside the
+        product: a refinement must earn each change against the targets. Without it (0), the
+        editor drifted toward the library's average colours: it lifted black products by 15-20
+        grey levels and tinted them, and what it learned varied with the training seed.
     colour_confidence : float
         Text-only items are recoloured to the colour their text predicts only when the colour
         model's cross-validated accuracy on the library reaches this (0..1): below it, this
@@ -198,6 +203,7 @@ class StudioConfig:
     aligned_weight: float = 1.0
     product_colour_weight: float = 5.0
     adversarial_weight: float = 0.05
+    editor_keep_weight: float = 3.0
     colour_confidence: float = 0.5
     colour_clusters: int = 16
     text_previews: str = "auto"
@@ -230,6 +236,10 @@ class StudioConfig:
                              f"got {self.mood_contrast!r}")
         if self.adversarial_weight < 0 or self.lr <= 0:
             raise ValueError("adversarial_weight must be >= 0 and lr > 0")
+        if isinstance(self.editor_keep_weight, bool) or not isinstance(self.editor_keep_weight, (int, float)) \
+                or not 0.0 <= float(self.editor_keep_weight) < float("inf"):
+            raise ValueError(f"editor_keep_weight must be a finite number >= 0 (0 lets the editor change the "
+                             f"colour step's output freely); got {self.editor_keep_weight!r}")
 
 
 # ------------------------------------------------------------------------------ images
@@ -1027,6 +1037,9 @@ class StudioGenerator:
                 mean_out = (out * ms).sum((2, 3)) / ms.sum((2, 3)).clamp_min(1e-3)
                 mean_tgt = (xt * mt).sum((2, 3)) / mt.sum((2, 3)).clamp_min(1e-3)
                 loss = loss + cfg.product_colour_weight * (mean_out - mean_tgt).abs().mean()
+                if cfg.editor_keep_weight:  # the colour step is already right where the text names a colour
+                    kept = ((out - xs).abs() * ms).sum() / (3 * ms.sum()).clamp_min(1e-3)
+                    loss = loss + cfg.editor_keep_weight * kept
                 sb = same[b]
                 if sb.any():
                     loss = loss + (out[sb] - xt[sb]).abs().mean()
@@ -1476,6 +1489,7 @@ def _as_saved(settings: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("mood_contrast", 1.0)  # the cVAE's own mood
     # before neutral_mood_strength, the neutral user's backdrop was the population's mood at the users' strength
     out.setdefault("neutral_mood_strength", out.get("mood_strength", StudioConfig.mood_strength))
+    out.setdefault("editor_keep_weight", 0.0)  # how its editor was trained (a training setting only)
     return out
 
 
