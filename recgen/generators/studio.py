@@ -230,16 +230,18 @@ class StudioConfig:
                 raise ValueError(f"{name} must be a number in [0, 1]; got {v!r}")
         if self.text_previews not in TEXT_PREVIEWS:
             raise ValueError(f"text_previews must be one of {TEXT_PREVIEWS}; got {self.text_previews!r}")
-        if isinstance(self.mood_contrast, bool) or not isinstance(self.mood_contrast, (int, float)) \
-                or not 0.0 <= float(self.mood_contrast) <= 10.0:
-            raise ValueError(f"mood_contrast must be a number in [0, 10] (1 = the cVAE's own mood); "
-                             f"got {self.mood_contrast!r}")
+        self._check_number("mood_contrast", 0.0, 10.0, "a number in [0, 10] (1 = the cVAE's own mood)")
         if self.adversarial_weight < 0 or self.lr <= 0:
             raise ValueError("adversarial_weight must be >= 0 and lr > 0")
-        if isinstance(self.editor_keep_weight, bool) or not isinstance(self.editor_keep_weight, (int, float)) \
-                or not 0.0 <= float(self.editor_keep_weight) < float("inf"):
-            raise ValueError(f"editor_keep_weight must be a finite number >= 0 (0 lets the editor change the "
-                             f"colour step's output freely); got {self.editor_keep_weight!r}")
+        self._check_number("editor_keep_weight", 0.0, float("inf"),
+                           "a finite number >= 0 (0 lets the editor change the colour step's output freely)")
+
+    def _check_number(self, name: str, low: float, high: float, what: str) -> None:
+        """Raise unless setting ``name`` is a real number (not a bool) with ``low <= v <= high``, finite."""
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= float(v) <= high \
+                or not np.isfinite(float(v)):
+            raise ValueError(f"{name} must be {what}; got {v!r}")
 
 
 # ------------------------------------------------------------------------------ images
@@ -1037,12 +1039,13 @@ class StudioGenerator:
                 mean_out = (out * ms).sum((2, 3)) / ms.sum((2, 3)).clamp_min(1e-3)
                 mean_tgt = (xt * mt).sum((2, 3)) / mt.sum((2, 3)).clamp_min(1e-3)
                 loss = loss + cfg.product_colour_weight * (mean_out - mean_tgt).abs().mean()
-                if cfg.editor_keep_weight:  # the colour step is already right where the text names a colour
+                if cfg.editor_keep_weight:  # a change must pay for itself: the colour step is usually right
                     kept = ((out - xs).abs() * ms).sum() / (3 * ms.sum()).clamp_min(1e-3)
                     loss = loss + cfg.editor_keep_weight * kept
                 sb = same[b]
                 if sb.any():
                     loss = loss + (out[sb] - xt[sb]).abs().mean()
+                total += float(loss.detach()) * len(b)  # what the editor matches, without the critic's term
                 if critic is not None:
                     d_real = critic(xt * 2 - 1, t[tgt[b]])
                     d_fake = critic(out.detach() * 2 - 1, t[tgt[b]])
@@ -1052,10 +1055,7 @@ class StudioGenerator:
                     opt_d.step()
                     adv = -critic(out * 2 - 1, t[tgt[b]]).mean()
                     total_adv += float(adv.detach()) * len(b)
-                    total += float(loss.detach()) * len(b)  # what the editor matches, without the critic's term
                     loss = loss + cfg.adversarial_weight * adv
-                else:
-                    total += float(loss.detach()) * len(b)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
