@@ -568,3 +568,52 @@ def test_rouge_consensus_quotes_the_sentence_that_agrees_most_with_the_other_rev
             for j, y in enumerate(b):
                 table[i + 1, j + 1] = table[i, j] + 1 if x == y else max(table[i, j + 1], table[i + 1, j])
         assert _lcs(_masks(a), len(a), b) == table[-1, -1]
+
+
+def test_tail_clause_reads_on_its_own():
+    from recgen.generators.grounded import _tail_clause
+
+    assert _tail_clause("Made from glass, it is just right for morning coffee.", 3) == \
+        "it is just right for morning coffee."
+    assert _tail_clause("The ceramic build is sturdy, and it holds fresh flowers.", 3) == "it holds fresh flowers."
+    assert _tail_clause("Runs small; I sized up and it fits.", 3) == "I sized up and it fits."
+    assert _tail_clause("Lovely gift for a friend, she was delighted.", 3) is None  # "she" leans on the opening
+    assert _tail_clause("Made from glass, it is nice.", 3) is None  # too short to stand for the sentence
+    assert _tail_clause("A mug without any break in it.", 3) is None
+
+
+KIT = pd.DataFrame({
+    "item_id": ["a", "b", "c", "d"],
+    "title": ["Navy glass mug", "Navy glass vase", "Red metal lamp", "Red metal hat"],
+    "description": ["Meet the Aurora: a navy mug. Made from glass, it is just right for morning coffee.",
+                    "A navy vase from the Willow line.", "A red lamp.", "A red hat."],
+    "attributes": [{"category": "mug", "colour": "navy", "material": "glass"},
+                   {"category": "vase", "colour": "navy", "material": "glass"},
+                   {"category": "lamp", "colour": "red", "material": "metal"},
+                   {"category": "hat", "colour": "red", "material": "metal"}],
+})
+KIT_REVIEWS = pd.DataFrame({"item_id": ["a", "b", "c"], "rating": [5.0, 5.0, 5.0],
+                            "text": ["Really happy with this mug.", "Really happy with this vase.",
+                                     "Really happy with this lamp."]})
+
+
+def test_personal_blurb_adds_what_the_link_left_unsaid_not_boilerplate():
+    from recgen.evaluation.content import blurb_evidence
+    from recgen.evaluation.generation import faithfulness
+    from recgen.generators.grounded import TEMPLATE_WORDS
+
+    g = GroundedBlurbGenerator().fit_frames(KIT, KIT_REVIEWS, encode=encode)
+    # the taste points at the boilerplate review, yet the item's own statement is quoted
+    for taste in (ZERO, encode(["really happy with this mug"])):
+        out = g.generate_vectors(["a"], taste, histories=[["b"]])
+        assert out.texts[0] == ("You picked the navy glass vase; this mug has the same navy colour and glass "
+                                "material. It is just right for morning coffee."), out.texts[0]
+    # ... whose opening restated the glass: only the clause that reads on its own is quoted, from its source
+    assert out.sources[0][-1] == "description"
+    cited = [blurb_evidence(KIT, KIT_REVIEWS, i, s) for i, s in zip(out.item_ids, out.sources)]
+    assert faithfulness(out.texts, cited, connectives=TEMPLATE_WORDS)["mean"] == 1.0
+    # with nothing else left, the boilerplate still speaks; a neutral blurb is chosen as before
+    out = g.generate_vectors(["c"], ZERO, histories=[["d"]])
+    assert out.texts[0].endswith('A reviewer writes: "Really happy with this lamp."'), out.texts[0]
+    assert g.generate_vectors(["a"], ZERO).texts[0] == \
+        'Meet the Aurora: a navy mug. A reviewer writes: "Really happy with this mug."'

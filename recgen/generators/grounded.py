@@ -86,6 +86,10 @@ _DEFAULT_VERB = "picked"
 # A sentence opening with one of these leans on the sentence before it ("He is turning 15."):
 # it is not quoted on its own.
 _DANGLING = frozenset("he she they his her their him them and but so then later meanwhile also".split())
+# A clause after one of these breaks ("Made from glass, it is just right for tea.") that opens
+# with one of these words reads on its own; see :func:`_tail_clause`.
+_CLAUSE_BREAK = re.compile(r"(?:,|;|\s+-)\s+(?:(?:and|but|so)\s+)?")
+_TAIL_OPENERS = frozenset("it it's its this i i'm i've i'd we you the".split())
 _NUMERIC = re.compile(r"[\d\s.,:/+-]*")
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -185,6 +189,31 @@ def _join(words: Sequence[str]) -> str:
 
 def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _tail_clause(sentence: str, min_words: int) -> str | None:
+    """The sentence's last clause that reads on its own, or ``None``.
+
+    Used when the sentence's opening restates what the blurb already said: "Made from glass,
+    it is just right for morning coffee." after "... the same glass material" quotes only
+    "it is just right for morning coffee." The clause must follow a comma, semicolon or dash
+    (and an optional "and" / "but" / "so"), open with a word that needs nothing before it
+    ("it", "this", "I", "the", ...; never "he" or "they") and have at least ``min_words + 1``
+    words. It is a verbatim piece of the sentence, so it is as faithful as the sentence.
+
+    >>> _tail_clause("The ceramic build is sturdy, and it holds a bunch of flowers.", 3)
+    'it holds a bunch of flowers.'
+    >>> _tail_clause("I bought it for my son, he loves it.", 3) is None
+    True
+    """
+    best = None
+    for m in _CLAUSE_BREAK.finditer(sentence):
+        tail = sentence[m.end():]
+        words = tail.split()
+        if len(words) > min_words and words[0].lower().strip("\"'") in _TAIL_OPENERS:
+            best = tail  # the longest such clause: the first break that qualifies
+            break
+    return best
 
 
 def _typicality(sentences: list[str], ptr: np.ndarray) -> np.ndarray:
@@ -678,13 +707,22 @@ class GroundedBlurbGenerator:
         self._keys = [frozenset((name, v) for name, vals in link.items() for v in vals if self._idf[(name, v)] > 0)
                       for link in self._link]
         # which of its item's fact values (not nouns) each sentence restates
+        # and the clause that may stand for a sentence whose opening restates a fact (None: none)
         self._mentions: list[frozenset[tuple[str, str]]] = []
+        self._tails: list[str | None] = []
+        self._tail_mentions: list[frozenset[tuple[str, str]]] = []
         for k in range(n):
             facts = [(name, v, _stems(v)) for name, vals in self._link[k].items() if name not in c.noun_attributes
                      for v in vals]
-            for s in self.sentences_[int(self.ptr_[k]):int(self.ptr_[k + 1])]:
+            for s, src in zip(self.sentences_[int(self.ptr_[k]):int(self.ptr_[k + 1])],
+                              self.sources_[int(self.ptr_[k]):int(self.ptr_[k + 1])]):
                 stems = _stems(s)
                 self._mentions.append(frozenset((name, v) for name, v, st in facts if st and st <= stems))
+                tail = _tail_clause(s, c.min_words) if src != TITLE and self._mentions[-1] else None
+                self._tails.append(tail)
+                stems = _stems(tail) if tail else frozenset()
+                self._tail_mentions.append(frozenset((name, v) for name, v, st in facts if st and st <= stems))
+        self._generic, self._tail_generic = self._boilerplate(n)
         first = [(_WORDS.match(s.lower()) or [""])[0] for s in self.sentences_]
         self._leans = np.array([w in _DANGLING for w in first], dtype=bool)
         # a sentence continues the one before it (same description or review)
@@ -693,6 +731,35 @@ class GroundedBlurbGenerator:
         # an item's taste direction: its sentences' mean (for choosing between equally linked items)
         sums = np.add.reduceat(self.vectors_, self.ptr_[:-1].astype(np.intp), axis=0)
         self._item_vecs = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+
+    def _boilerplate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Which sentences (and tail clauses) say nothing about their item in particular.
+
+        Such a sentence states none of its item's facts, and the same words (the item's noun
+        masked: "really happy with this <noun>") are said of items of another kind too; an item
+        with no noun attribute is a kind of its own. A personal blurb quotes one only when
+        nothing better is left: "Really happy with this mug." after every link tells no one why.
+        """
+        c = self.config
+        nouns = [frozenset(_stem(w) for name, vals in self.attributes_[k].items() if name in c.noun_attributes
+                           for v in _values(vals) for w in _WORDS.findall(v.lower())) for k in range(n)]
+        kinds: list[Any] = [tuple(sorted(nn)) if nn else ("item", k) for k, nn in enumerate(nouns)]
+        rows = np.repeat(np.arange(n), np.diff(self.ptr_))
+
+        def key(k: int, text: str | None) -> str | None:
+            return None if text is None else " ".join(
+                "<noun>" if _stem(w) in nouns[k] else w for w in _WORDS.findall(text.lower()))
+
+        keys = [key(int(k), t) for k, t in zip(rows, self.sentences_)]
+        tail_keys = [key(int(k), t) for k, t in zip(rows, self._tails)]
+        seen: dict[str, set] = {}
+        for k, a, b in zip(rows, keys, tail_keys):
+            for x in {a, b} - {None}:
+                seen.setdefault(x, set()).add(kinds[int(k)])
+        generic = np.array([not m and len(seen[x]) > 1 for m, x in zip(self._mentions, keys)], dtype=bool)
+        tail_generic = np.array([x is not None and not m and len(seen[x]) > 1
+                                 for m, x in zip(self._tail_mentions, tail_keys)], dtype=bool)
+        return generic, tail_generic
 
     # ----------------------------------------------------------------- generate
     def _check(self) -> None:
@@ -852,27 +919,36 @@ class GroundedBlurbGenerator:
             else:
                 anchor = self.item_ids_[link[0]]
         n_support = c.max_support if head else c.max_sentences
-        picks = self._support(item_id, lo, hi, user, seed, n_support, stated,
-                              c.max_chars - (len(head) + 1 if head else 0), allow_cut=not head)
+        picks, trimmed = self._support(item_id, lo, hi, user, seed, n_support, stated,
+                                       c.max_chars - (len(head) + 1 if head else 0), allow_cut=not head)
         if picks and picks[0] < 0:  # nothing fits: the most relevant sentence, cut at a word boundary
             p = -picks[0] - 1
             cut = self.sentences_[lo + p][: c.max_chars - 3].rsplit(" ", 1)[0].rstrip(",;:")
             return _capitalize(cut + "..."), [self.sources_[lo + p]], None, {}
-        text = " ".join(([head] if head else []) + self._render(lo, picks))
+        text = " ".join(([head] if head else []) + self._render(lo, picks, trimmed))
         return text, head_src + [self.sources_[lo + p] for p in picks], anchor, shared
 
     def _support(self, item_id, lo, hi, user, seed, n_max, stated, budget, *, allow_cut):
-        """Indices (within the item) of the supporting sentences, in order."""
+        """Indices (within the item) of the supporting sentences, in order, and those quoted by their tail clause.
+
+        A sentence that restates a fact already stated is not picked; its tail clause
+        (:func:`_tail_clause`) may be, when the clause restates none.
+        """
         c = self.config
         vecs = self.vectors_[lo:hi]
         sents = self.sentences_[lo:hi]
         srcs = self.sources_[lo:hi]
         mentions = self._mentions[lo:hi]
+        tails, tail_mentions = self._tails[lo:hi], self._tail_mentions[lo:hi]
         n = len(sents)
-        lengths = np.array([len(s) + (len('A reviewer writes: ""') if src.startswith(REVIEW) else 0)
-                            for s, src in zip(sents, srcs)])
+        quoted = np.array([len('A reviewer writes: ""') if src.startswith(REVIEW) else 0 for src in srcs])
+        lengths = np.array([len(s) for s in sents]) + quoted
+        tail_lengths = np.array([len(t) if t else 0 for t in tails]) + quoted
+        has_tail = np.array([t is not None for t in tails])
+        generic, tail_generic = self._generic[lo:hi], self._tail_generic[lo:hi]
+        trimmed_picks: set[int] = set()
         if srcs == [TITLE] and stated:  # the title restates what the link said
-            return []
+            return [], trimmed_picks
         norm = float(np.linalg.norm(user))
         neutral = norm == 0.0
         is_desc = np.array([s == DESCRIPTION for s in srcs])
@@ -884,6 +960,7 @@ class GroundedBlurbGenerator:
             first_desc = int(np.argmax(is_desc)) if is_desc.any() else None
         else:
             rel = vecs @ (user / norm)
+        linked = bool(stated)  # after a history link, the support says what the link left unsaid
         stated = set(stated)
         chosen: list[int] = []
         rng = None
@@ -891,15 +968,24 @@ class GroundedBlurbGenerator:
         leans, follows = self._leans[lo:hi], self._follows[lo:hi]
         while len(chosen) < min(n_max, n):
             sep = 1 if chosen else 0
-            ok = lengths + sep <= budget
+            trim = np.zeros(n, dtype=bool)
+            if stated:
+                blocked = np.array([bool(m & stated) for m in mentions])
+                trim = blocked & has_tail & np.array([not (m & stated) for m in tail_mentions])
+            size = np.where(trim, tail_lengths, lengths)
+            ok = size + sep <= budget
             ok[chosen] = False
             if leans.any():
                 after = np.zeros(n, dtype=bool)
                 if chosen and chosen[-1] + 1 < n:
                     after[chosen[-1] + 1] = True
-                ok &= ~leans | (after & follows)
+                ok &= ~leans | (after & follows) | trim  # a tail clause never leans on what came before
             if stated:
-                ok &= np.array([not (m & stated) for m in mentions])
+                ok &= ~blocked | trim
+            if linked or not neutral:  # what this item alone has first; boilerplate only when nothing else is left
+                boiler = np.where(trim, tail_generic, generic)
+                if (ok & ~boiler).any():
+                    ok &= ~boiler
             if neutral:
                 if not chosen and first_desc is not None and ok[first_desc]:
                     nxt = first_desc
@@ -910,36 +996,42 @@ class GroundedBlurbGenerator:
                     nxt = int(np.flatnonzero(ok & is_desc)[0])
                 else:
                     nxt = None
-                if nxt is not None:
-                    chosen.append(nxt)
-                    budget -= lengths[nxt] + sep
-                    stated |= mentions[nxt]
-                    continue
-            if not ok.any():
-                break
-            penalty = (vecs @ vecs[chosen].T).max(axis=1) if chosen else 0.0
-            score = np.where(ok, c.mmr_lambda * rel - (1 - c.mmr_lambda) * penalty, -np.inf)
-            best = np.flatnonzero(score == score.max())
-            if len(best) > 1:  # the seed breaks exact ties, per pair, whatever the batch
-                rng = rng or self._rng(seed, item_id)
-                nxt = int(rng.choice(best))
             else:
-                nxt = int(best[0])
+                nxt = None
+            if nxt is None:
+                if not ok.any():
+                    break
+                penalty = (vecs @ vecs[chosen].T).max(axis=1) if chosen else 0.0
+                score = np.where(ok, c.mmr_lambda * rel - (1 - c.mmr_lambda) * penalty, -np.inf)
+                best = np.flatnonzero(score == score.max())
+                if len(best) > 1:  # the seed breaks exact ties, per pair, whatever the batch
+                    rng = rng or self._rng(seed, item_id)
+                    nxt = int(rng.choice(best))
+                else:
+                    nxt = int(best[0])
             chosen.append(nxt)
-            budget -= lengths[nxt] + sep
-            stated |= mentions[nxt]
+            budget -= size[nxt] + sep
+            if trim[nxt]:
+                trimmed_picks.add(nxt)
+                stated |= tail_mentions[nxt]
+            else:
+                stated |= mentions[nxt]
         if not chosen and allow_cut:  # no sentence fits at all: the most relevant one, cut (marked < 0)
-            return [-int(np.argmax(rel)) - 1]
-        return chosen
+            return [-int(np.argmax(rel)) - 1], trimmed_picks
+        return chosen, trimmed_picks
 
-    def _render(self, lo: int, picks: list[int]) -> list[str]:
+    def _said(self, lo: int, p: int, trimmed: set[int]) -> str:
+        """The text a pick quotes: the sentence, or its tail clause."""
+        return _capitalize(self._tails[lo + p] if p in trimmed else self.sentences_[lo + p])
+
+    def _render(self, lo: int, picks: list[int], trimmed: set[int] = frozenset()) -> list[str]:
         """Description sentences verbatim; review sentences quoted, consecutive ones of one review together."""
         out: list[str] = []
         j = 0
         picks = [p for p in picks if p >= 0]
         while j < len(picks):
             src = self.sources_[lo + picks[j]]
-            s = _capitalize(self.sentences_[lo + picks[j]])
+            s = self._said(lo, picks[j], trimmed)
             if not src.startswith(REVIEW):
                 out.append(s)
                 j += 1
@@ -949,9 +1041,9 @@ class GroundedBlurbGenerator:
                 j += 1
                 nxt = self.sources_[lo + picks[j]]
                 if nxt == srcs[-1]:
-                    quotes[-1].append(_capitalize(self.sentences_[lo + picks[j]]))
+                    quotes[-1].append(self._said(lo, picks[j], trimmed))
                 else:
-                    quotes.append([_capitalize(self.sentences_[lo + picks[j]])])
+                    quotes.append([self._said(lo, picks[j], trimmed)])
                     srcs.append(nxt)
             said = [f'"{" ".join(q)}"' for q in quotes]
             out.append(f"A reviewer writes: {said[0]}" if len(said) == 1 else f"Reviewers write: {_join(said)}")
