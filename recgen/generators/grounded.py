@@ -14,7 +14,8 @@ How each part is grounded (``BlurbOutput.sources`` lists one entry per clause, i
   ("the same checkered pattern"), read from each item's ``attributes``;
 * ``"attribute:<attribute>"``: the item's own value ("this mug", ", in navy");
 * ``"description"`` / ``"review:<label>"``: a verbatim sentence of the item's description or of
-  the review with that row label. Review sentences are quoted (``A reviewer writes: "..."``).
+  the review with that row label, or the sentence's last clause (below). Review sentences are
+  quoted (``A reviewer writes: "..."``).
 
 The only words the templates add are :data:`TEMPLATE_WORDS` (verbs such as "picked" and the
 attribution "reviewer writes") plus stop words; none states a fact, so faithfulness
@@ -34,7 +35,12 @@ Rules:
   to the history item closest to the user's taste, then to the seed. Each row depends only on
   its own item, user vector and history.
 * No fact twice: a supporting sentence that restates a value the blurb already stated (the
-  colour the link named, say) is skipped.
+  colour the link named, say) is skipped, or only its last clause is quoted when that clause
+  reads on its own and restates nothing ("Made from glass, it is just right for tea." after
+  "the same glass material" quotes "It is just right for tea.").
+* After a history link (or for any user with a taste), sentences that say nothing about the
+  item in particular (no fact of it, and the same words are said of other kinds of items:
+  "Really happy with this mug.") are quoted only when nothing else is left.
 * A neutral or unknown user (zero vector, no history) gets the non-personal blurb: the first
   description sentence, then the most typical positive review sentences (word-level
   centrality among the item's sentences: what most reviews say; or, with
