@@ -36,12 +36,20 @@ class ProfileConfig:
         ``Recgen.recommend`` to cover several tastes.
     min_history_per_interest : int
         A user gets at most ``len(history) // min_history_per_interest`` interests.
+    like_threshold : float
+        Where on the catalog's rating scale (0 = its lowest rating, 1 = its highest) a rating
+        starts to mean "liked"; 0.75 is 4 and up on a 1-5 scale. An item the user rated below
+        it is never the history item a blurb names or a preview shows beside the
+        recommendation ("You rated ..." after a one-star rating says nothing in favour of a
+        film). Unrated interactions (a purchase, a view) count as liked. The taste vectors
+        still weigh every interaction (``rating_floor``).
     """
 
     half_life_days: float | None = 60.0
     rating_floor: float = 0.1
     n_interests: int = 1
     min_history_per_interest: int = 5
+    like_threshold: float = 0.75
 
     def __post_init__(self) -> None:
         if self.half_life_days is not None and not self.half_life_days > 0:
@@ -50,6 +58,29 @@ class ProfileConfig:
             raise ValueError(f"rating_floor must be in [0, 1]; got {self.rating_floor!r}")
         if self.n_interests < 1:
             raise ValueError(f"n_interests must be >= 1; got {self.n_interests!r}")
+        if not 0 <= self.like_threshold <= 1:
+            raise ValueError(f"like_threshold must be in [0, 1] (a share of the rating scale); "
+                             f"got {self.like_threshold!r}")
+
+
+def disliked(ratings: object, like_threshold: float) -> np.ndarray:
+    """Which interactions were rated below ``like_threshold`` of the rating scale, as a bool array.
+
+    The scale runs from the lowest to the highest finite rating given (as for the taste
+    weights); a missing or non-numeric rating is not a dislike, nor is any rating when all
+    ratings are equal.
+
+    >>> disliked([1, 5, 4, None, 3], 0.75).tolist()
+    [True, False, False, False, True]
+    """
+    r = pd.to_numeric(pd.Series(ratings, dtype=object), errors="coerce").to_numpy(dtype=float)
+    fin = np.isfinite(r)
+    if not fin.any():
+        return np.zeros(len(r), dtype=bool)
+    lo, hi = float(np.min(r[fin])), float(np.max(r[fin]))
+    if hi <= lo:
+        return np.zeros(len(r), dtype=bool)
+    return fin & ((r - lo) / (hi - lo) < like_threshold - 1e-9)
 
 
 class UserProfiles:
@@ -95,6 +126,8 @@ class UserProfiles:
         # seen items as CSR over users (sorted by user code)
         order = np.argsort(user_codes, kind="stable")
         self._seen_items = np.asarray(id_strings(df["item_id"]), dtype=object)[order]
+        self._seen_disliked = (disliked(df["rating"], self.config.like_threshold) if "rating" in df.columns
+                               else np.zeros(len(df), dtype=bool))[order]
         self._seen_ptr = np.concatenate([[0], np.cumsum(np.bincount(user_codes, minlength=n_users))])
         self.interests_ = {}
         if self.config.n_interests > 1:
@@ -172,11 +205,14 @@ class UserProfiles:
         row = self._row(user_id)
         return self.interests_.get(row, self.vectors_["fused"][row][None, :]).copy()
 
-    def seen(self, user_id: str) -> np.ndarray:
-        """Item ids the user interacted with (chronology not kept), as an object array."""
-        return self._seen_at(self._row(user_id))
+    def seen(self, user_id: str, *, liked: bool = False) -> np.ndarray:
+        """Item ids the user interacted with (chronology not kept), as an object array.
 
-    def seen_many(self, user_ids: Sequence[str | None]) -> list[np.ndarray]:
+        ``liked=True`` leaves out the items the user rated below ``config.like_threshold``.
+        """
+        return self._seen_at(self._row(user_id), liked)
+
+    def seen_many(self, user_ids: Sequence[str | None], *, liked: bool = False) -> list[np.ndarray]:
         """:meth:`seen` for many users at once (one index lookup); ``None`` or an unknown user gives
         an empty array instead of raising."""
         self._check()
@@ -184,17 +220,22 @@ class UserProfiles:
         rows = np.full(len(user_ids), -1, dtype=np.int64)
         if known:
             rows[known] = self.rows([user_ids[j] for j in known])
-        return [self._seen_at(int(r)) if r >= 0 else np.empty(0, dtype=object) for r in rows]
+        return [self._seen_at(int(r), liked) if r >= 0 else np.empty(0, dtype=object) for r in rows]
 
-    def _seen_at(self, row: int) -> np.ndarray:
-        return np.unique(self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]])
+    def _seen_at(self, row: int, liked: bool = False) -> np.ndarray:
+        items = self._seen_items[self._seen_ptr[row]:self._seen_ptr[row + 1]]
+        if liked:
+            bad = self._seen_disliked[self._seen_ptr[row]:self._seen_ptr[row + 1]]
+            if bad.any():
+                items = items[~np.isin(items, items[bad])]  # rated low once: never shown as liked
+        return np.unique(items)
 
     # --------------------------------------------------------------- persistence
     def save_arrays(self, directory: Path) -> list[str]:
         """Write arrays into ``directory`` (part of a model artefact); returns file names."""
         self._check()
         files = {"user_ids.npy": self.user_ids_.astype(str), "seen_items.npy": self._seen_items.astype(str),
-                 "seen_ptr.npy": self._seen_ptr.astype(np.int64)}
+                 "seen_ptr.npy": self._seen_ptr.astype(np.int64), "seen_disliked.npy": self._seen_disliked}
         for m in self.vectors_:
             files[f"user_vec_{m}.npy"] = self.vectors_[m]
             files[f"user_has_{m}.npy"] = self.present_[m]
@@ -215,6 +256,9 @@ class UserProfiles:
         prof._row_of = pd.Index(prof.user_ids_)
         prof._seen_items = load_npy(directory / "seen_items.npy").astype(object)
         prof._seen_ptr = load_npy(directory / "seen_ptr.npy")
+        # models saved before ratings were kept per interaction: every item counts as liked
+        prof._seen_disliked = load_npy(directory / "seen_disliked.npy").astype(bool) \
+            if (directory / "seen_disliked.npy").exists() else np.zeros(len(prof._seen_items), dtype=bool)
         prof.vectors_ = {m: load_npy(directory / f"user_vec_{m}.npy") for m in modalities}
         prof.present_ = {m: load_npy(directory / f"user_has_{m}.npy").astype(bool) for m in modalities}
         prof.interests_ = {}

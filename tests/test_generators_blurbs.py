@@ -355,7 +355,8 @@ def test_explain_and_anchor_of(shop):
         def user_vectors(self, users):
             return np.zeros((len(users), DIM), np.float32)
 
-        def user_histories(self, users):
+        def user_histories(self, users, liked=False):
+            assert liked  # a blurb names only what the user liked
             return [["m1", "h1"] if u == "U1" else [] for u in users]
 
     ex = shop.explain(Ctx(), ["m2", "m2"], ["U1", None])

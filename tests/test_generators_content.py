@@ -152,3 +152,62 @@ def test_user_guidance_lives_in_the_preview_generator(gen, model, sample, tmp_pa
     gen.generate(users, items, seed=0, cache=cache)
     assert not g0.generate(users, items, seed=0, cache=cache, blurbs=False).from_cache.any()
     assert g0.generate(users, items, seed=0, cache=cache, images=False).from_cache.all()  # blurbs unchanged
+
+
+def test_blurbs_and_cards_never_hold_up_an_item_the_user_rated_low(gen, model, sample):
+    """A "why you may like it" that names a film the user rated one star says nothing in its favour.
+
+    Before ``like_threshold``, 12 of the 120 sample users' top recommendations named a history
+    item the user had rated 2 or 3 of 5 (MovieLens: 45 of 120, 17 of them rated 1-2).
+    """
+    from recgen.generators.grounded import anchor_of
+
+    inter = sample.interactions.assign(user_id=sample.interactions["user_id"].astype(str),
+                                       item_id=sample.interactions["item_id"].astype(str))
+    rating = inter.groupby(["user_id", "item_id"])["rating"].min()
+    users = [str(u) for u in model.profiles.user_ids_]
+    recs, _ = model.recommend_batch(users, k=3)
+    pairs = [(u, str(i)) for u, row in zip(users, recs) for i in row if i]
+    us, items = [u for u, _ in pairs], [i for _, i in pairs]
+    for ctx in (GenerationContext(model, sample), GenerationContext(model)):  # catalog's interactions or profiles
+        out = gen.blurb_gen.generate(ctx, items, us, seed=0)
+        named = [(u, anchor_of(s)) for u, s in zip(us, out.sources) if anchor_of(s) is not None]
+        assert len(named) > 0.8 * len(pairs)
+        assert all(rating[(u, a)] >= 4 for u, a in named), [(u, a, rating[(u, a)]) for u, a in named
+                                                             if rating[(u, a)] < 4]
+    # the studio's card obeys the same rule
+    from recgen.generators import make_generator
+
+    studio = make_generator("studio", image_size=32, mood_epochs=1, editor=False).fit(GenerationContext(model, sample))
+    shown = studio.generate(GenerationContext(model), items[:60], us[:60], seed=0).anchors
+    assert any(a is not None for a in shown)
+    assert all(rating[(u, a)] >= 4 for u, a in zip(us, shown) if a is not None)
+
+
+def test_liked_histories_leave_out_low_ratings_in_both_paths(model, sample, tmp_path):
+    from recgen.profiles import ProfileConfig, UserProfiles, disliked
+
+    assert disliked([1, 5, 4, None, "x", 3], 0.75).tolist() == [True, False, False, False, False, True]
+    assert not disliked([3, 3], 0.75).any() and not disliked([None], 0.75).any()
+    with pytest.raises(ValueError, match="like_threshold"):
+        ProfileConfig(like_threshold=1.5)
+    users = [str(u) for u in model.profiles.user_ids_[:30]]
+    inter = sample.interactions.assign(user_id=sample.interactions["user_id"].astype(str),
+                                       item_id=sample.interactions["item_id"].astype(str))
+    low = inter.groupby(["user_id", "item_id"])["rating"].min() < 4
+    from_catalog = GenerationContext(model, sample).user_histories(users, liked=True)
+    from_profiles = GenerationContext(model).user_histories(users, liked=True)
+    everything = GenerationContext(model).user_histories(users)
+    dropped = 0
+    for u, a, b, c in zip(users, from_catalog, from_profiles, everything):
+        assert set(a) == set(b) == {i for i in c if not low[(u, i)]}
+        dropped += len(c) - len(b)
+    assert dropped > 0
+    # a model saved before per-interaction ratings were kept: every item counts as liked
+    saved = tmp_path / "m"
+    saved.mkdir()
+    names = model.profiles.save_arrays(saved)
+    assert "seen_disliked.npy" in names
+    (saved / "seen_disliked.npy").unlink()
+    old = UserProfiles.load_arrays(saved, model.profiles.config, list(model.profiles.vectors_))
+    assert [set(old.seen(u, liked=True)) for u in users] == [set(x) for x in everything]

@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from recgen.errors import UnknownIdError
 from recgen.modalities import FUSED
+from recgen.profiles import disliked
 
 if TYPE_CHECKING:
     from recgen.catalog.data import CatalogData
@@ -92,20 +94,29 @@ class GenerationContext:
             out[idx[ok]] = self.model.profiles.vectors_[FUSED][rows[ok]]
         return out
 
-    def user_histories(self, user_ids: Sequence[str | None]) -> list[list[str]]:
+    def user_histories(self, user_ids: Sequence[str | None], *, liked: bool = False) -> list[list[str]]:
         """Item ids each user interacted with; ``None`` or an unknown user gives ``[]``.
 
         From the catalog's interactions when there is a catalog (chronological when they
         have a ``timestamp``), else from the model's profiles (order not kept).
+
+        ``liked=True`` leaves out every item the user rated below the model's
+        ``ProfileConfig.like_threshold`` (:func:`recgen.profiles.disliked`): the history a
+        blurb may name and a preview may show beside the recommendation.
         """
         if self.catalog is not None and self.catalog.interactions is not None:
             inter = self.catalog.interactions
             if "timestamp" in inter.columns:
                 inter = inter.sort_values("timestamp", kind="stable")
-            by_user = inter.assign(user_id=inter["user_id"].astype(str), item_id=inter["item_id"].astype(str)) \
-                .groupby("user_id")["item_id"].agg(list)
+            inter = inter.assign(user_id=inter["user_id"].astype(str), item_id=inter["item_id"].astype(str))
+            if liked and "rating" in inter.columns:
+                bad = disliked(inter["rating"], self.model.profiles.config.like_threshold)
+                if bad.any():
+                    pairs = pd.MultiIndex.from_arrays([inter["user_id"], inter["item_id"]])
+                    inter = inter[~pairs.isin(pairs[bad])]  # rated low once: never shown as liked
+            by_user = inter.groupby("user_id")["item_id"].agg(list)
             return [list(by_user.get(str(u), [])) if u is not None else [] for u in user_ids]
-        return [[str(i) for i in seen] for seen in self.model.profiles.seen_many(user_ids)]
+        return [[str(i) for i in seen] for seen in self.model.profiles.seen_many(user_ids, liked=liked)]
 
 
 def paired(item_ids: Sequence[str], user_ids: Sequence[str | None]) -> tuple[list[str], list[str | None]]:

@@ -539,8 +539,8 @@ class GroundedBlurbGenerator:
         ----------
         context : GenerationContext
             The model whose space the sentences were embedded in; the users' histories come
-            from ``context.user_histories`` (the catalog's interactions when it has a catalog,
-            else the model's profiles).
+            from ``context.user_histories(..., liked=True)`` (the catalog's interactions when it
+            has a catalog, else the model's profiles; an item the user rated low is never named).
         item_ids : sequence of str
         user_ids : sequence of str or None
             ``None`` or an unknown user: the neutral blurb.
@@ -572,7 +572,7 @@ class GroundedBlurbGenerator:
         self._check()
         item_ids, user_ids = paired(item_ids, user_ids)
         context.item_rows(item_ids)  # an id the model does not know is named as such
-        histories = context.user_histories(user_ids) if self.config.link_history else None
+        histories = context.user_histories(user_ids, liked=True) if self.config.link_history else None
         return self._rows(item_ids, context.user_vectors(user_ids), histories, seed, output_user_ids(user_ids))
 
     # ------------------------------------------------------- on frames and vectors

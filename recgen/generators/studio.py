@@ -16,7 +16,8 @@ Two jobs, one generator (registry name ``"studio"``):
     white. The neutral preview's backdrop is plain white by default, as a catalog photo's is
     (``neutral_mood_strength`` > 0 tints it with the population's mood);
   - **"goes with what you have"**: a small card shows an item from the user's own history
-    (by default the history item most similar to this one in the shared space;
+    that they did not rate low (``ProfileConfig.like_threshold``; by default the history item
+    most similar to this one in the shared space;
     :meth:`StudioGenerator.generate` takes the blurb's choice through ``anchors`` so the
     picture and the words name the same item). The card goes in a corner the product leaves
     empty, so the product keeps the neutral layout's size; when no corner is free (a
@@ -943,7 +944,7 @@ class StudioGenerator:
         rng = np.random.default_rng(cfg.seed)
         users = [str(u) for u in context.model.profiles.user_ids_]
         tastes, targets = [], []
-        hist = context.user_histories(users)
+        hist = context.user_histories(users, liked=True)  # a taste's colours: what the user liked
         uvecs = context.user_vectors(users)
         for u, (h, vec) in enumerate(zip(hist, uvecs)):
             have = [self._row[i] for i in dict.fromkeys(h) if i in self._row]
@@ -1390,8 +1391,8 @@ class StudioGenerator:
                 self._text_cache.update((keys[k], p) for k, p in zip(todo, edited))
             for k, j in enumerate(gen_idx):
                 products[j] = keys[k]
-        histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)]) if cfg.inset \
-            else [[] for _ in item_ids]
+        histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)], liked=True) \
+            if cfg.inset else [[] for _ in item_ids]
         fused = context.item_vectors(rows, "image")
         shown: list[str | None] = []
         for j, i in enumerate(item_ids):
