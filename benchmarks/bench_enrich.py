@@ -201,7 +201,6 @@ async def _load(base: str, bodies: list[dict], clients: int, max_requests: int, 
 
 
 def part_http(work: Path, enricher: Enricher, args) -> None:
-    import httpx
 
     with serve_subprocess(work, log_path=work / "serve.log", args=["--log-level", "warning"]) as served:
         base = served.url

@@ -191,7 +191,7 @@ def bench_approx(args, rng: np.random.Generator) -> None:
 
     table(f"approximate (factory='auto') vs exact ('Flat'): clustered data, n={args.n}, dim={args.dim}, "
           f"{args.clusters} Gaussian clusters (spread {args.spread}), {len(q)} held-out queries",
-          ["index", "resolved factory", "nprobe", "build s", f"batch search ms", "single p50 ms",
+          ["index", "resolved factory", "nprobe", "build s", "batch search ms", "single p50 ms",
            f"recall@{args.k}", "search speed-up vs exact"],
           [["exact", exact.resolved_factory, "-", f"{t_exact:.2f}", ms(s["exact"]), f"{lat['exact'] * 1e3:.3f}",
             "1.0000", "1.00x"],

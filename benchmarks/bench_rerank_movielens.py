@@ -119,7 +119,7 @@ def main() -> None:
     truth = test[test["user_id"].isin(test_users)].groupby("user_id")["item_id"].agg(set)
     new_items = set(test["item_id"]) - set(history["item_id"])
 
-    print(f"# ALS + recgen re-ranking on MovieLens-100K posters\n")
+    print("# ALS + recgen re-ranking on MovieLens-100K posters\n")
     print(f"split (global time): train {len(train)} ({spans[0][0]}..{spans[0][1]}), val {len(val)} "
           f"({spans[1][0]}..{spans[1][1]}), test {len(test)} ({spans[2][0]}..{spans[2][1]}); "
           f"val users {len(val_users)}, test users {len(truth)}; test items never seen before the test window: "
