@@ -21,7 +21,7 @@ PACKAGE = ROOT / "recgen"
 #: recgen's layers, bottom first; a module may import from its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "ids", "modalities", "_lazy"),
-    ("_io", "workdir"),
+    ("_io", "_lru", "workdir"),
     ("catalog", "interop"),
     ("encoders",),
     ("index", "profiles"),

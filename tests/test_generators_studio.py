@@ -400,9 +400,9 @@ def test_product_cache_keeps_to_its_memory_budget_least_recently_used_out_first(
     import copy
     import pickle
 
-    from recgen.generators.studio import _ProductCache
+    from recgen._lru import LRUCache
 
-    cache = _ProductCache(max_bytes=3 * (1000 + 64) + 10)
+    cache = LRUCache(max_bytes=3 * (1000 + 64) + 10)
     for k in "abc":
         cache[k] = (np.zeros(1000, np.uint8),)
     assert len(cache) == 3 and cache.nbytes <= cache.max_bytes
@@ -418,6 +418,17 @@ def test_product_cache_keeps_to_its_memory_budget_least_recently_used_out_first(
         cache["missing"]
     for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):  # copies start empty
         assert len(clone) == 0 and clone.nbytes == 0 and clone.max_bytes == cache.max_bytes
+    # the same cache bounded by entries (the service's preview PNGs), and by both
+    pngs = LRUCache(max_items=2)
+    for k in "xyz":
+        pngs.put(k, b"png" * 10)
+    assert list(pngs._d) == ["y", "z"] and pngs.nbytes == 2 * (64 + 30)
+    both = LRUCache(max_bytes=10**6, max_items=1)
+    both["a"], both["b"] = b"1", b"2"
+    assert list(both._d) == ["b"]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_items"):
+            LRUCache(max_items=bad)
 
 
 def test_previews_are_the_same_when_the_caches_hold_almost_nothing(studio, ctx, model, hidden):

@@ -1,17 +1,18 @@
 """Preview URLs and the in-memory cache of generated preview PNGs."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from urllib.parse import quote, urlencode
+
+from recgen._lru import LRUCache
 
 from .settings import NEUTRAL_USER
 
 __all__ = ["PreviewCache", "preview_url"]
 
 
-class PreviewCache:
-    """A thread-safe LRU of PNG bytes, keyed by ``(model version, user, item)``.
+class PreviewCache(LRUCache):
+    """A thread-safe LRU of PNG bytes, keyed by ``(model version, user, item)`` (recgen's one
+    :class:`~recgen._lru.LRUCache`, bounded by entries).
 
     Parameters
     ----------
@@ -20,24 +21,14 @@ class PreviewCache:
     """
 
     def __init__(self, size: int) -> None:
+        super().__init__(max_items=size)
         self.size = size
-        self._d: OrderedDict[tuple, bytes] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> bytes | None:
-        """The cached PNG, or None."""
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        return None
+    def __getstate__(self) -> dict:
+        return {"size": self.size}
 
-    def put(self, key: tuple, value: bytes) -> None:
-        """Cache a PNG, dropping the least recently used over ``size``."""
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["size"])
 
 
 def _path_safe(part: str) -> bool:

@@ -80,6 +80,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recgen._io import load_torch_state, save_torch_state
+from recgen._lru import LRUCache
 from recgen.encoders.base import l2_normalize
 from recgen.errors import NotFittedError
 from recgen.generators.base import PreviewOutput, title_parts
@@ -609,82 +610,7 @@ def _tag(canvas: np.ndarray, text: str = "generated") -> None:
     canvas[-label.shape[0]:, :label.shape[1]] = label
 
 
-def _nbytes(value: Any) -> int:
-    """Bytes held by a cached value: its arrays' buffers plus a fixed allowance per entry."""
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, (tuple, list)):
-        return 64 + sum(_nbytes(v) for v in value)
-    return 64
-
-
-class _ProductCache:
-    """Products scaled to a preview's size, generated products and layouts, least recently used out
-    first once they hold more than ``max_bytes`` (thread-safe).
-
-    The bound is in bytes because entries differ in size: a scaled product is 220-280 kB at 128 px
-    (measured) and four times that at 256, so a bound of 4096 entries (the one used before) let a
-    long-running service hold 0.8-1.1 GiB, or about 4 GiB at 256 px.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        import collections
-
-        self.max_bytes = int(max_bytes)
-        self.nbytes = 0
-        self._d: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        with self._lock:
-            if key not in self._d:
-                return default
-            self._d.move_to_end(key)
-            return self._d[key]
-
-    def __getitem__(self, key: Any) -> Any:
-        hit = self.get(key, _MISSING)
-        if hit is _MISSING:
-            raise KeyError(key)
-        return hit
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._d
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        size = _nbytes(value)
-        with self._lock:
-            if key in self._d:
-                self.nbytes -= _nbytes(self._d.pop(key))
-            self._d[key] = value
-            self.nbytes += size
-            while self.nbytes > self.max_bytes and len(self._d) > 1:
-                self.nbytes -= _nbytes(self._d.popitem(last=False)[1])
-
-    def update(self, pairs: Any) -> None:
-        for key, value in (pairs.items() if isinstance(pairs, dict) else pairs):
-            self[key] = value
-
-    def items(self) -> list:
-        with self._lock:
-            return list(self._d.items())
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self.nbytes = 0
-
-    def __getstate__(self) -> dict:  # a copy or a pickle starts empty: everything in it can be remade
-        return {"max_bytes": self.max_bytes}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["max_bytes"])
-
-
-_MISSING = object()
+_MISS = object()  # a cache miss (None can be a cached value)
 
 
 # --------------------------------------------------------------------------- generator
@@ -723,8 +649,8 @@ class StudioGenerator:
     # ------------------------------------------------------------------ helpers
     def _fresh_caches(self) -> None:
         """Empty caches (a refit, new photos, or a copy whose settings change what they hold)."""
-        self._sized_cache = _ProductCache(int(self.sized_cache_mib * 2**20))
-        self._text_cache = _ProductCache(int(self.text_cache_mib * 2**20))
+        self._sized_cache = LRUCache(max_bytes=int(self.sized_cache_mib * 2**20))
+        self._text_cache = LRUCache(max_bytes=int(self.text_cache_mib * 2**20))
 
     def _check(self) -> None:
         if not self._nets:
@@ -1238,8 +1164,8 @@ class StudioGenerator:
         """Top-left ``(x, y)`` of a ``card``-sided card in a corner where it hides none of the product
         (``key`` centred at ``side``), or None. Bottom-left is left to the "generated" label when ``tagged``."""
         cache_key = ("corner", key, side, card, tagged)
-        hit = self._sized_cache.get(cache_key, _MISSING)
-        if hit is not _MISSING:
+        hit = self._sized_cache.get(cache_key, _MISS)
+        if hit is not _MISS:
             return hit
         s = self.config.image_size
         alpha = self._matte(key, side, made)
@@ -1265,8 +1191,8 @@ class StudioGenerator:
         it, as in a photo); a full-bleed picture (a letterboxed poster) puts its own edges against
         the margin, which usually leaves the card room without shrinking."""
         cache_key = ("beside", key, card)
-        hit = self._sized_cache.get(cache_key, _MISSING)
-        if hit is not _MISSING:
+        hit = self._sized_cache.get(cache_key, _MISS)
+        if hit is not _MISS:
             return hit
         s = self.config.image_size
         margin = round(0.02 * s)
