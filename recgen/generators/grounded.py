@@ -198,7 +198,7 @@ def _article(word: str) -> str:
 
 
 def _tail_clause(sentence: str, min_words: int) -> str | None:
-    """The sentence's last clause that reads on its own, or ``None``.
+    """The longest ending of the sentence that reads on its own as a clause, or ``None``.
 
     Used when the sentence's opening restates what the blurb already said: "Made from glass,
     it is just right for morning coffee." after "... the same glass material" quotes only
