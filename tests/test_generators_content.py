@@ -175,13 +175,7 @@ def test_blurbs_and_cards_never_hold_up_an_item_the_user_rated_low(gen, model, s
         assert len(named) > 0.8 * len(pairs)
         assert all(rating[(u, a)] >= 4 for u, a in named), [(u, a, rating[(u, a)]) for u, a in named
                                                              if rating[(u, a)] < 4]
-    # the studio's card obeys the same rule
-    from recgen.generators import make_generator
-
-    studio = make_generator("studio", image_size=32, mood_epochs=1, editor=False).fit(GenerationContext(model, sample))
-    shown = studio.generate(GenerationContext(model), items[:60], us[:60], seed=0).anchors
-    assert any(a is not None for a in shown)
-    assert all(rating[(u, a)] >= 4 for u, a in zip(us, shown) if a is not None)
+    # (the studio's card obeys the same rule: test_generators_studio.py)
 
 
 def test_liked_histories_leave_out_low_ratings_in_both_paths(model, sample, tmp_path):

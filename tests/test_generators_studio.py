@@ -831,3 +831,17 @@ def test_covers_after_add_photos_match_the_saved_generator(artwork_studio, ctx, 
 
 def test_product_library_keeps_the_exemplar_style(studio):
     assert studio.text_style == "exemplar" and "editor" in studio._nets and studio.titles == {}
+
+
+def test_the_card_never_shows_an_item_the_user_rated_low(studio, ctx, model, sample):
+    inter = sample.interactions.assign(user_id=sample.interactions["user_id"].astype(str),
+                                       item_id=sample.interactions["item_id"].astype(str))
+    rating = inter.groupby(["user_id", "item_id"])["rating"].min()
+    users = [str(u) for u in model.profiles.user_ids_]
+    recs, _ = model.recommend_batch(users, k=1)
+    pairs = [(u, str(r[0])) for u, r in zip(users, recs) if r[0] and str(r[0]) in studio._row]
+    us, items = [u for u, _ in pairs], [i for _, i in pairs]
+    shown = studio.generate(ctx, items, us, seed=0).anchors
+    assert sum(a is not None for a in shown) > 0.8 * len(pairs)
+    assert all(rating[(u, a)] >= 4 for u, a in zip(us, shown) if a is not None), \
+        [(u, a, rating[(u, a)]) for u, a in zip(us, shown) if a is not None and rating[(u, a)] < 4]
