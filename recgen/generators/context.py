@@ -32,6 +32,11 @@ class GenerationContext:
     catalog : CatalogData, optional
         Items (with image paths and text), reviews and interactions. Required by ``fit``;
         optional at generation (generators keep what they need of it in their artefact).
+    nameable : callable, optional
+        ``item ids -> bool array``: which history items a blurb may name and a preview may
+        show. :class:`~recgen.generators.ContentGenerator` sets it to its preview generator's
+        ``can_show`` when that generator shows a history card, so a blurb never names an item
+        the card cannot show (the two name the same item). ``None``: any liked history item.
 
     Examples
     --------
@@ -42,6 +47,7 @@ class GenerationContext:
 
     model: "Recgen"
     catalog: "CatalogData | None" = None
+    nameable: "Callable[[Sequence[str]], np.ndarray] | None" = None
 
     def require_catalog(self, who: str) -> "CatalogData":
         """The catalog, or a ValueError saying ``who`` needs one."""
@@ -101,9 +107,18 @@ class GenerationContext:
         have a ``timestamp``), else from the model's profiles (order not kept).
 
         ``liked=True`` leaves out every item the user rated below the model's
-        ``ProfileConfig.like_threshold`` (:func:`recgen.profiles.disliked`): the history a
-        blurb may name and a preview may show beside the recommendation.
+        ``ProfileConfig.like_threshold`` (:func:`recgen.profiles.disliked`), and those
+        ``nameable`` rejects: the history a blurb may name and a preview may show beside the
+        recommendation.
         """
+        histories = self._histories(user_ids, liked)
+        if liked and self.nameable is not None:
+            every = sorted({i for h in histories for i in h})
+            ok = dict(zip(every, np.asarray(self.nameable(every), dtype=bool))) if every else {}
+            histories = [[i for i in h if ok[i]] for h in histories]
+        return histories
+
+    def _histories(self, user_ids: Sequence[str | None], liked: bool) -> list[list[str]]:
         if self.catalog is not None and self.catalog.interactions is not None:
             inter = self.catalog.interactions
             if "timestamp" in inter.columns:

@@ -286,15 +286,16 @@ class ContentGenerator:
             raise NotFittedError("ContentGenerator is not fitted: call fit(model, catalog) or load() first")
 
     def _keys(self, part: _Part, gen, item_ids: Sequence[str], rows: np.ndarray, user_vecs: np.ndarray,
-              seed: int, anchors: Sequence[str | None] | None = None) -> list[str]:
+              seed: int, anchors: Sequence[str | None] | None = None, cards: bool = False) -> list[str]:
         v = self.model.items.vectors
-        settings = _settings_digest(gen)
+        settings = _settings_digest(gen) + ("|cards" if cards else "")  # blurbs name only what a card can show
         keys = []
         for j, (item_id, r, u) in enumerate(zip(item_ids, rows, user_vecs)):
-            # v4: payloads carry the anchor (and the preview's generated flag); the preview's
-            # key has the anchor it was asked to show
+            # v5: payloads carry the anchor (and the preview's generated flag); the preview's
+            # key has the anchor it was asked to show. Since v5 an anchor is a history item the
+            # user liked and, with a card-showing preview generator, one the card can show.
             anchor = anchors[j] if anchors is not None else None
-            h = hashlib.sha256(f"v4|{part.cache_kind}|{self.version}|{seed}|{settings}|{item_id}|{anchor}|".encode())
+            h = hashlib.sha256(f"v5|{part.cache_kind}|{self.version}|{seed}|{settings}|{item_id}|{anchor}|".encode())
             for m in (*SOURCE_MODALITIES, FUSED):
                 h.update(v[m][r].tobytes())
             h.update(u.tobytes())
@@ -334,7 +335,10 @@ class ContentGenerator:
         user_ids, item_ids = list(user_ids), [str(i) for i in item_ids]
         if len(user_ids) != len(item_ids):
             raise ValueError(f"user_ids has {len(user_ids)} entries but item_ids has {len(item_ids)}")
-        context = GenerationContext(self.model)
+        # with a preview generator that shows a history card, blurbs name only items the card
+        # can show, in every call (with or without images): blurb and card name the same item
+        cards = self.image_gen is not None and getattr(self.image_gen, "shows_cards", False)
+        context = GenerationContext(self.model, nameable=self.image_gen.can_show if cards else None)
         rows = context.item_rows(item_ids)
         uvecs = context.user_vectors(user_ids)
         n = len(item_ids)
@@ -348,7 +352,7 @@ class ContentGenerator:
             if gen is None:
                 raise NotFittedError(f"no {part.kind} generator was trained (config.{part.name_field} is None)")
             pass_anchors = part.kind == "preview" and named is not None and _takes_anchors(gen)
-            keys = self._keys(part, gen, item_ids, rows, uvecs, seed, named if pass_anchors else None)
+            keys = self._keys(part, gen, item_ids, rows, uvecs, seed, named if pass_anchors else None, cards)
             found = cache.get_many(keys) if cache is not None else {}
             got: list[Any] = [part.decode(found[k]) if k in found else None for k in keys]
             hit = np.array([k in found for k in keys], dtype=bool)

@@ -774,6 +774,16 @@ class StudioGenerator:
             net.eval()
         return self
 
+    @property
+    def shows_cards(self) -> bool:
+        """Whether personal previews show a history item's card ("goes with what you have")."""
+        return bool(self.config.inset)
+
+    def can_show(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Whether a card can show each item (the generator has its photo), bool (n,)."""
+        self._check()
+        return np.array([str(i) in self._row for i in item_ids], dtype=bool)
+
     def add_photos(self, context: GenerationContext, item_ids: Sequence[str], images: Sequence[Any]) -> "StudioGenerator":
         """Add (or replace) the photos of items of the model without retraining; returns self.
 
