@@ -73,7 +73,7 @@ def disliked(ratings: object, like_threshold: float) -> np.ndarray:
     >>> disliked([1, 5, 4, None, 3], 0.75).tolist()
     [True, False, False, False, True]
     """
-    r = pd.to_numeric(pd.Series(ratings, dtype=object), errors="coerce").to_numpy(dtype=float)
+    r = pd.to_numeric(pd.Series(ratings), errors="coerce").to_numpy(dtype=float)
     fin = np.isfinite(r)
     if not fin.any():
         return np.zeros(len(r), dtype=bool)
