@@ -489,6 +489,16 @@ def test_main_colour_names_the_product_not_its_pattern():
     black[5:35, 5:35] = 25
     black[10:30:5, 10:30:5] = 255  # white dots
     np.testing.assert_allclose(main_colour(black, alpha), (25, 25, 25), atol=1)
+    # a striped lamp: an orange-and-white shade (30% orange) over a larger grey stand is orange
+    lamp = np.full((40, 40, 3), 255, np.uint8)
+    lamp[:20] = (247, 127, 0)
+    lamp[:20, ::5] = lamp[:20, 1::5] = lamp[:20, 2::5] = 255  # white stripes: 40% of the shade is orange
+    lamp[20:] = (92, 92, 96)                                  # the stand, half the product
+    np.testing.assert_allclose(main_colour(lamp, np.ones((40, 40), np.float32)), (247, 127, 0), atol=1)
+    # ... but a black product with a small coloured logo stays black
+    logo = np.full((40, 40, 3), 28, np.uint8)
+    logo[:8, :8] = (214, 40, 40)  # 4% of the product
+    np.testing.assert_allclose(main_colour(logo, np.ones((40, 40), np.float32)), (28, 28, 28), atol=1)
 
 
 def test_recolour_moves_the_main_colour_and_keeps_neutrals():

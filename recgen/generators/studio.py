@@ -332,15 +332,21 @@ def main_colour(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The main colour (float32 (3,), 0..255) of one product: its most frequent colour.
 
     Light, nearly neutral pixels (white patterns, highlights) are left out when the product has
-    enough other pixels, so a striped or dotted product is named by its colour, not its stripes;
-    dark neutrals stay (a black product is black). The colour is the mean of the pixels near the
-    most frequent cell of a coarse (32-level) colour grid.
+    enough other pixels, so a striped or dotted product is named by its colour, not its stripes.
+    When at least a fifth of the product is chromatic, only chromatic pixels count: a striped
+    lamp is named by its shade, not by its grey stand, and a green hat not by its black band.
+    A product with less colour than that is named by its neutral (a black product is black).
+    The colour is the mean of the pixels near the most frequent cell of a coarse (32-level)
+    colour grid.
     """
     px = np.asarray(rgb, dtype=np.float32)[np.asarray(alpha) > 0.5]
     if len(px) == 0:
         px = np.asarray(rgb, dtype=np.float32).reshape(-1, 3)
-    light_neutral = (px.max(1) - px.min(1) < 30) & (px @ _LUMA > 140)
-    if (~light_neutral).sum() > 0.05 * len(px):
+    chroma = px.max(1) - px.min(1)
+    light_neutral = (chroma < 30) & (px @ _LUMA > 140)
+    if (chroma >= 40).sum() >= 0.2 * len(px):
+        px = px[chroma >= 40]
+    elif (~light_neutral).sum() > 0.05 * len(px):
         px = px[~light_neutral]
     cell = (px // 32).astype(np.int64) @ np.array([64, 8, 1])
     mode = px[cell == np.bincount(cell, minlength=512).argmax()].mean(0)
