@@ -566,10 +566,11 @@ def test_keep_weight_holds_the_editor_to_the_colour_steps_output(studio):
     """``editor_keep_weight`` penalizes the editor's change to the colour step's output: trained with
     a large weight, it changes the products far less than trained without it.
 
-    The colour step is switched off here (its output is the exemplar as retrieved), so the
-    targets' colours differ from the editor's input and an editor without the weight has
-    something to change: on this tiny catalog the colour step alone is already close to the
-    targets, and both editors would barely move.
+    The colour step is switched off here (its output is the exemplar as retrieved), and the
+    product-colour loss is weighted up, so an editor without the keep weight has colours to
+    change within three epochs (about 0.11 of the range here, against 0.002 with it). On this
+    tiny catalog the colour step alone is already close to the targets: with it on, both editors
+    barely moved and the comparison depended on training noise.
     """
     import copy
     from dataclasses import replace
@@ -589,7 +590,7 @@ def test_keep_weight_holds_the_editor_to_the_colour_steps_output(studio):
     change = {}
     for weight in (0.0, 100.0):
         g = copy.deepcopy(studio)
-        g.config = replace(studio.config, editor_keep_weight=weight, editor_epochs=3, lr=1e-2)
+        g.config = replace(studio.config, editor_keep_weight=weight, editor_epochs=3, product_colour_weight=50.0)
         g._recoloured = lambda rows, text, photos, alphas: np.array(photos, dtype=np.uint8, copy=True)
         torch.manual_seed(0)
         g._nets["editor"] = BilateralEditor(_editor_cond_dim(g.dim))
@@ -597,7 +598,7 @@ def test_keep_weight_holds_the_editor_to_the_colour_steps_output(studio):
         with torch.no_grad():
             out = g._nets["editor"](x, g._editor_cond(lib.text[rows], ex, palettes))
         change[weight] = float(((out - x).abs() * torch.from_numpy(alpha)[:, None]).sum() / (3 * alpha.sum()))
-    assert change[100.0] < 0.5 * change[0.0], change
+    assert change[100.0] < 0.2 * change[0.0], change
 
 
 def test_editor_starts_at_the_identity():
