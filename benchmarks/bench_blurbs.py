@@ -98,14 +98,8 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     named = [a is not None for a in out.anchors]
     anchor_in_history = all(a is None or a in h for a, h in zip(out.anchors, hist))
     # an anchor the user rated low (below ProfileConfig.like_threshold) argues against the item
-    from recgen.profiles import disliked
-
-    inter = catalog.interactions.assign(user_id=catalog.interactions["user_id"].astype(str),
-                                        item_id=catalog.interactions["item_id"].astype(str))
-    low = {(u, i) for u, i, b in zip(inter["user_id"], inter["item_id"],
-                                     disliked(inter["rating"], model.profiles.config.like_threshold)
-                                     if "rating" in inter.columns else np.zeros(len(inter), bool)) if b}
-    anchor_low = float(np.mean([(u, a) in low for u, a in zip(users, out.anchors) if a is not None] or [0.0]))
+    liked = ctx.user_histories(users, liked=True)
+    anchor_low = float(np.mean([a not in set(ok) for a, ok in zip(out.anchors, liked) if a is not None] or [0.0]))
     print(f"\n== {name}: {len(pairs)} users, top-1 content recommendation each; contrasting user = lowest taste cosine")
     print(_table([{
         "faithful (item+anchor text)": f_full["mean"], "faithful (cited sources only)": f_cited["mean"],

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LRUCache", "nbytes"]
+__all__ = ["LRUCache", "MISSING", "nbytes"]
 
-_MISSING = object()
+#: ``cache.get(key, MISSING)`` tells a miss from a cached ``None``
+MISSING = object()
 
 
 def nbytes(value: Any) -> int:
@@ -63,8 +64,8 @@ class LRUCache:
             return self._d[key]
 
     def __getitem__(self, key: Any) -> Any:
-        hit = self.get(key, _MISSING)
-        if hit is _MISSING:
+        hit = self.get(key, MISSING)
+        if hit is MISSING:
             raise KeyError(key)
         return hit
 
@@ -106,4 +107,4 @@ class LRUCache:
         return {"max_bytes": self.max_bytes, "max_items": self.max_items}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state.get("max_bytes"), state.get("max_items"))
+        LRUCache.__init__(self, state.get("max_bytes"), state.get("max_items"))  # also for subclasses

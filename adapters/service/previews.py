@@ -22,13 +22,10 @@ class PreviewCache(LRUCache):
 
     def __init__(self, size: int) -> None:
         super().__init__(max_items=size)
-        self.size = size
 
-    def __getstate__(self) -> dict:
-        return {"size": self.size}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["size"])
+    @property
+    def size(self) -> int:
+        return self.max_items
 
 
 def _path_safe(part: str) -> bool:

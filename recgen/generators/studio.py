@@ -80,7 +80,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recgen._io import load_torch_state, save_torch_state
-from recgen._lru import LRUCache
+from recgen._lru import MISSING, LRUCache
 from recgen.encoders.base import l2_normalize
 from recgen.errors import NotFittedError
 from recgen.generators.base import PreviewOutput, title_parts
@@ -614,9 +614,6 @@ def _tag(canvas: np.ndarray, text: str = "generated") -> None:
     """
     label = _label(canvas.shape[0], text)
     canvas[-label.shape[0]:, :label.shape[1]] = label
-
-
-_MISS = object()  # a cache miss (None can be a cached value)
 
 
 # --------------------------------------------------------------------------- generator
@@ -1156,8 +1153,8 @@ class StudioGenerator:
 
     def _cached(self, key: tuple, make):
         """``self._sized_cache[key]``, made by ``make()`` on a miss."""
-        hit = self._sized_cache.get(key)
-        if hit is None:
+        hit = self._sized_cache.get(key, MISSING)
+        if hit is MISSING:
             hit = self._sized_cache[key] = make()
         return hit
 
@@ -1180,8 +1177,8 @@ class StudioGenerator:
         """Top-left ``(x, y)`` of a ``card``-sided card in a corner where it hides none of the product
         (``key`` centred at ``side``), or None. Bottom-left is left to the "generated" label when ``tagged``."""
         cache_key = ("corner", key, side, card, tagged)
-        hit = self._sized_cache.get(cache_key, _MISS)
-        if hit is not _MISS:
+        hit = self._sized_cache.get(cache_key, MISSING)
+        if hit is not MISSING:
             return hit
         s = self.config.image_size
         alpha = self._matte(key, side, made)
@@ -1207,8 +1204,8 @@ class StudioGenerator:
         it, as in a photo); a full-bleed picture (a letterboxed poster) puts its own edges against
         the margin, which usually leaves the card room without shrinking."""
         cache_key = ("beside", key, card)
-        hit = self._sized_cache.get(cache_key, _MISS)
-        if hit is not _MISS:
+        hit = self._sized_cache.get(cache_key, MISSING)
+        if hit is not MISSING:
             return hit
         s = self.config.image_size
         margin = round(0.02 * s)
