@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -180,6 +181,24 @@ def saved_workdir(sample, _warm_store, tmp_path_factory) -> Path:
     shutil.copytree(folder / "model", work / "model")
     shutil.copytree(folder / "generators", work / "generators")
     return work
+
+
+@pytest.fixture(scope="session")
+def demo_out(_warm_store, tmp_path_factory) -> Path:
+    """The folder of one ``recgen demo`` run (2 users, 1 generator epoch, warm embedding cache), shared
+    read-only by the tests of its report: ``report.html``, ``metrics.json``, ``model/``, ``generators/``."""
+    from recgen.demo import run_demo
+
+    with _build_once(tmp_path_factory, "demo") as (folder, built):
+        if not built:
+            folder.mkdir(parents=True, exist_ok=True)
+            copy_warm_store(_warm_store, folder)  # the demo's store doubles as the embedding cache
+            with default_torch_threads():
+                res = run_demo("sample", out=folder, n_users=2, generator_epochs=1, progress=False,
+                               echo=lambda s: None)
+            # metrics.json holds exactly what run_demo returned
+            assert json.loads((folder / "metrics.json").read_text()) == json.loads(json.dumps(res.metrics))
+    return folder
 
 
 @pytest.fixture(scope="session")

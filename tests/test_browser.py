@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cdp_browser import HeadlessChromium
-from conftest import copy_warm_store, require_system
+from conftest import require_system
 
 # every image (waiting for any still decoding), table and plot of the page, with its laid-out size
 PAGE_FACTS = """(async () => {
@@ -55,13 +55,10 @@ def browser(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_report(_warm_store, tmp_path_factory) -> Path:
-    """``recgen demo``'s report with generated previews (1 generator epoch, 2 users), on a warm embedding cache."""
-    chromium_or_skip()  # no report to build when there is no browser to open it
-    from recgen.demo import run_demo
-
-    out = copy_warm_store(_warm_store, tmp_path_factory.mktemp("demo"))  # the demo's store is the embedding cache
-    return run_demo("sample", out=out, n_users=2, generator_epochs=1, progress=False, echo=lambda s: None).report_path
+def demo_report(demo_out) -> Path:
+    """``recgen demo``'s report with generated previews (the shared run: 2 users, 1 generator epoch)."""
+    chromium_or_skip()
+    return demo_out / "report.html"
 
 
 EVAL_CONFIG = """

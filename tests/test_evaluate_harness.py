@@ -6,6 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import copy_warm_store
+
 from recgen.evaluation.harness import load_config, run_evaluation
 
 GOOD = """
@@ -54,9 +56,10 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-def test_run_on_sample_writes_report(tmp_path):
+def test_run_on_sample_writes_report(tmp_path, _warm_store):
+    copy_warm_store(_warm_store, tmp_path)  # the run's store doubles as the embedding cache
     p = tmp_path / "c.toml"
-    p.write_text(GOOD)
+    p.write_text(GOOD.replace('dataset = "sample"', 'dataset = "sample"\nstore = "recgen.db"'))
     res = run_evaluation(load_config(p), tmp_path / "out", echo=lambda s: None)
     allrows = res.table[res.table["slice"] == "all"].set_index("variant")
     assert list(allrows.index) == ["popularity", "random", "recgen content"]
