@@ -91,6 +91,9 @@ class ImageFeatureEncoder:
 
     modality = "image"
     CNN_DIM = 1280
+    #: On CPU the network sees a batch in slices of this many images: their activations stay in
+    #: cache, 2.6-3.4x faster than 64 at once on 1-2 cores (benchmarks/RESULTS.md, image encoder).
+    CPU_MICRO_BATCH = 4
     HIST_BINS = (12, 3, 3)
 
     def __init__(self, *, image_size: int = 224, colour_histogram: bool = True, device: str | None = None,
@@ -152,7 +155,9 @@ class ImageFeatureEncoder:
         with torch.inference_mode():
             for s in starts:
                 x, hists = self.preprocess(items[s:s + batch_size])
-                feats = self.model.extract_features(x.to(self.device)).mean(dim=(2, 3))
+                step = self.CPU_MICRO_BATCH if str(self.device) == "cpu" else len(x)
+                feats = torch.cat([self.model.extract_features(x[j:j + step].to(self.device)).mean(dim=(2, 3))
+                                   for j in range(0, len(x), step)])
                 out[s:s + len(x), :self.CNN_DIM] = l2_normalize(feats.float().cpu().numpy())
                 if hists is not None:
                     out[s:s + len(x), self.CNN_DIM:] = hists
