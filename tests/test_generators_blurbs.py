@@ -374,6 +374,28 @@ def test_verb_follows_the_interactions_event():
         assert g.generate_vectors(["m2"], ZERO, histories=[["m1"]]).texts[0].startswith(f"You {verb} the teal")
 
 
+def test_rated_history_reads_liked_only_when_the_like_threshold_says_so():
+    """MovieLens blurbs read "You rated Toy Story (1995); ..." although the blurb names only films
+    the user rated 4 or 5: "liked" says why the film is named, and is true at that threshold."""
+    from types import SimpleNamespace
+
+    from recgen.profiles import ProfileConfig
+
+    ratings = pd.DataFrame({"user_id": ["U1", "U1"], "item_id": ["m1", "h1"], "event": ["rating", "rating"],
+                            "rating": [5, 4]})
+    for threshold, verb in ((0.75, "liked"), (0.9, "liked"), (0.5, "rated")):
+        ctx = SimpleNamespace(require_catalog=lambda what: SimpleNamespace(items=SHOP, reviews=SHOP_REVIEWS,
+                                                                          interactions=ratings),
+                              encode_text=encode,
+                              model=SimpleNamespace(profiles=SimpleNamespace(config=ProfileConfig(
+                                  like_threshold=threshold))))
+        g = GroundedBlurbGenerator().fit(ctx)
+        assert g.generate_vectors(["m2"], ZERO, histories=[["m1"]]).texts[0].startswith(f"You {verb} the teal")
+    purchases = ratings.assign(event="purchase")  # only ratings change their verb
+    ctx.require_catalog = lambda what: SimpleNamespace(items=SHOP, reviews=SHOP_REVIEWS, interactions=purchases)
+    assert GroundedBlurbGenerator().fit(ctx).verb_ == "bought"
+
+
 def test_template_words_state_no_fact():
     from recgen.datasets.movielens import MOVIELENS_GENRES
     from recgen.datasets.shop import CATEGORIES, COLOURS, MATERIALS, PATTERNS, PRODUCT_NAMES

@@ -85,10 +85,15 @@ HISTORY, ATTRIBUTE, REVIEW = "history", "attribute", "review"
 
 #: Every word the templates add that is not a stop word. None of them states a fact about an
 #: item (a test checks that none is an attribute value of the sample catalog or a MovieLens genre).
-TEMPLATE_WORDS = frozenset({"picked", "bought", "viewed", "rated", "reviewer", "reviewers", "writes", "write"})
+TEMPLATE_WORDS = frozenset({"picked", "bought", "viewed", "rated", "liked", "reviewer", "reviewers", "writes",
+                            "write"})
 #: How an interaction event reads in "You <verb> <title>"; any other event reads "picked".
 EVENT_VERBS = {"purchase": "bought", "view": "viewed", "rating": "rated"}
 _DEFAULT_VERB = "picked"
+#: Rated interactions read "You liked <title>" when :meth:`GroundedBlurbGenerator.fit` sees a
+#: ``ProfileConfig.like_threshold`` at least this high (the default: 4 and up of 5), since the
+#: blurb names only items the user rated that high; below it they read "You rated <title>".
+LIKED_FROM = 0.75
 # A sentence opening with one of these leans on the sentence before it ("He is turning 15."):
 # it is not quoted on its own.
 _DANGLING = frozenset("he she they his her their him them and but so then later meanwhile also".split())
@@ -488,7 +493,8 @@ class GroundedBlurbGenerator:
         Each item's attributes, as in the catalog.
     verb_ : str
         How the catalog's interactions read ("picked", or "bought"/"viewed"/"rated" when
-        every interaction is that event).
+        every interaction is that event; "liked" for ratings fitted by :meth:`fit`, see
+        :data:`LIKED_FROM`).
     sentences_ : list of str
         Candidate sentences of every item, item after item (``ptr_`` delimits them):
         description sentences and review sentences that passed the rating and praise checks.
@@ -528,8 +534,10 @@ class GroundedBlurbGenerator:
         self
         """
         catalog = context.require_catalog("the grounded blurb generator")
-        return self.fit_frames(catalog.items, catalog.reviews, encode=context.encode_text,
-                               interactions=catalog.interactions)
+        self.fit_frames(catalog.items, catalog.reviews, encode=context.encode_text, interactions=catalog.interactions)
+        if self.verb_ == EVENT_VERBS["rating"] and context.model.profiles.config.like_threshold >= LIKED_FROM - 1e-9:
+            self.verb_ = "liked"  # generate names only history items the user rated at least that high
+        return self
 
     def generate(self, context: GenerationContext, item_ids: Sequence[str], user_ids: Sequence[str | None], *,
                  seed: int = 0) -> BlurbOutput:
@@ -789,7 +797,9 @@ class GroundedBlurbGenerator:
         user_ids : sequence of str, optional
             Copied to ``BlurbOutput.user_ids``.
         histories : sequence of n sequences of str, optional
-            Item ids each user interacted with (any order); ``None``: no history links.
+            Item ids each user interacted with (any order); ``None``: no history links. A
+            generator fitted by :meth:`fit` on rated interactions says "You liked <title>":
+            pass only items the user liked, ``GenerationContext.user_histories(..., liked=True)``.
 
         Returns
         -------
