@@ -96,6 +96,9 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     f_cited = faithfulness(out.texts, cited, connectives=TEMPLATE_WORDS)
     f_bare = faithfulness(out.texts, full)  # template words counted as content: what they cost
     named = [a is not None for a in out.anchors]
+    # a link sentence with nothing after it: no sentence of the item's own text fitted (or was left)
+    link_only = [a is not None and not any(x.startswith(("description", "review")) for x in src)
+                 for a, src in zip(out.anchors, out.sources)]
     anchor_in_history = all(a is None or a in h for a, h in zip(out.anchors, hist))
     # an anchor the user rated low (below ProfileConfig.like_threshold) argues against the item
     liked = ctx.user_histories(users, liked=True)
@@ -104,7 +107,8 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     print(_table([{
         "faithful (item+anchor text)": f_full["mean"], "faithful (cited sources only)": f_cited["mean"],
         "faithful (template words as content)": f_bare["mean"],
-        "names a history item": float(np.mean(named)), "anchor in history": anchor_in_history,
+        "names a history item": float(np.mean(named)), "link alone": float(np.mean(link_only)),
+        "anchor in history": anchor_in_history,
         "anchor rated low by the user": anchor_low,
         "differs from contrasting user": float(np.mean([a != b for a, b in zip(out.texts, other.texts)])),
         "distinct-1": distinct_n(out.texts, 1), "distinct-2": distinct_n(out.texts, 2),

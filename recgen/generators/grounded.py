@@ -363,6 +363,8 @@ class GroundedBlurbConfig:
         Length cap. Blurbs are cut at sentence boundaries only: a sentence that would not
         fit is never picked (nor is a link sentence longer than the cap). Only when not even
         one of the item's sentences fits is the best one cut at a word boundary (ending in "...").
+        The default leaves room for a history link (60-100 characters) and one synopsis-length
+        sentence: at 240, 39% of MovieLens users' blurbs were the link alone, at 340 14%.
     min_rating_for_review_sentences : float
         Only reviews rated at least this (on the catalog's own scale) provide sentences.
         When ``reviews`` has no rating at all (no column, or every value missing) every
@@ -406,7 +408,7 @@ class GroundedBlurbConfig:
 
     max_sentences: int = 2
     max_support: int = 1
-    max_chars: int = 240
+    max_chars: int = 340
     min_rating_for_review_sentences: float = 4.0
     min_praise: float | None = 0.3
     mmr_lambda: float = 0.7
