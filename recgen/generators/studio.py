@@ -1014,15 +1014,29 @@ class StudioGenerator:
         import torch
 
         cfg = self.config
-        net = self._nets["mood"]
-        z = torch.from_numpy((_row_normals(seeds, cfg.mood_latent) * 0.5).astype(np.float32))
-        taste = torch.from_numpy(np.asarray(user_vecs, dtype=np.float32))
+        net = self._mood_net64()
+        # float64, so that a row's backdrop does not depend on the other rows of the batch: float32
+        # matrix products of different batch shapes differ in their last bits, which sometimes
+        # flipped a pixel by one level (a preview must not change with what it was batched with)
+        z = torch.from_numpy(_row_normals(seeds, cfg.mood_latent).astype(np.float32).astype(np.float64) * 0.5)
+        taste = torch.from_numpy(np.asarray(user_vecs, dtype=np.float32).astype(np.float64))
         with torch.no_grad():
             m = net.decode(z, taste).numpy()
             if cfg.mood_contrast != 1.0:  # the user's difference from the population's mood, taken further
                 population = net.decode(z, torch.zeros_like(taste)).numpy()
                 m = np.clip(population + cfg.mood_contrast * (m - population), 0.0, 1.0)
         return self._backdrops(m, strength)
+
+    def _mood_net64(self):
+        """The mood cVAE in float64 (a copy, made once per fitted or loaded network)."""
+        import copy
+
+        net = self._nets["mood"]
+        held = getattr(self, "_mood64", None)
+        if held is None or held[0] is not net:
+            held = (net, copy.deepcopy(net).double().eval())
+            self._mood64 = held  # a race between threads makes two equal copies, harmlessly
+        return held[1]
 
     def _backdrops(self, m: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
         """Mood grids (n, 3, G, G) in 0..1 as backdrops, float (n, S, S, 3) in 0..255, each ``strength``
@@ -1031,9 +1045,9 @@ class StudioGenerator:
         k = np.full(len(m), cfg.mood_strength, np.float32) if strength is None else np.asarray(strength, np.float32)
         # bilinear upsampling (corners aligned) as two small matrix products: (n, 3, G, G) -> (n, S, S, 3)
         g, size = m.shape[-1], cfg.image_size
-        pos = np.linspace(0, g - 1, size, dtype=np.float32)
-        w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float32)[None, :]))
-        up = np.einsum("yk,nckl,xl->nyxc", w, m, w, optimize=True)
+        pos = np.linspace(0, g - 1, size, dtype=np.float64)
+        w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float64)[None, :]))
+        up = np.einsum("yk,nckl,xl->nyxc", w, np.asarray(m, np.float64), w, optimize=True).astype(np.float32)
         return (1.0 - k[:, None, None, None] * (1.0 - up)) * 255.0
 
     def _editor_cond(self, target_text, exemplar_rows, exemplar_palettes):
