@@ -620,6 +620,37 @@ KIT_REVIEWS = pd.DataFrame({"item_id": ["a", "b", "c"], "rating": [5.0, 5.0, 5.0
                                      "Really happy with this lamp."]})
 
 
+SETS = pd.DataFrame({
+    "item_id": ["m", "v", "t", "u"],
+    "title": ["Teal ceramic mug", "Teal ceramic vase", "Pink wool t-shirt", "Pink wool hat"],
+    "description": ["It is made of ceramic and just right for morning coffee.", "A teal vase.",
+                    "It is made of wool and comfortable for everyday wear.", "A pink hat."],
+    "attributes": [{"category": "mug", "colour": "teal", "material": "ceramic"},
+                   {"category": "vase", "colour": "teal", "material": "ceramic"},
+                   {"category": "t-shirt", "colour": "pink", "material": "wool"},
+                   {"category": "hat", "colour": "pink", "material": "wool"}],
+})
+SETS_REVIEWS = pd.DataFrame({"item_id": ["m", "v", "t"], "rating": [5.0, 5.0, 5.0],
+                             "text": ["Really happy with this mug.", "Really happy with this vase.",
+                                      "Really happy with this t-shirt."]})
+
+
+def test_link_leaves_a_fact_to_the_items_own_sentence_rather_than_end_on_boilerplate():
+    """Every sentence of the mug restates its ceramic, which a link stating "the same teal colour and
+    ceramic material" already said: the blurb ended on "Really happy with this mug." (18% of the
+    sample shop's personal blurbs ended so, and 8% were the link alone). The link now leaves the
+    ceramic to the description, which says more than the fact."""
+    g = GroundedBlurbGenerator().fit_frames(SETS, SETS_REVIEWS, encode=encode)
+    out = g.generate_vectors(["m"], ZERO, histories=[["v"]])
+    assert out.texts[0] == ("You picked the teal ceramic vase; this mug has the same teal colour. "
+                            "It is made of ceramic and just right for morning coffee."), out.texts[0]
+    assert out.sources[0][-1] == "description" and out.anchors == ["v"]
+    # a multi-word noun is masked as one: "Really happy with this t-shirt." is the same boilerplate
+    out = g.generate_vectors(["t"], encode(["really happy with this t-shirt"]), histories=[["u"]])
+    assert "Really happy" not in out.texts[0] and out.texts[0].endswith("comfortable for everyday wear."), \
+        out.texts[0]
+
+
 def test_personal_blurb_adds_what_the_link_left_unsaid_not_boilerplate():
     from recgen.evaluation.content import blurb_evidence
     from recgen.evaluation.generation import faithfulness

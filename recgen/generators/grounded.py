@@ -763,8 +763,11 @@ class GroundedBlurbGenerator:
         rows = np.repeat(np.arange(n), np.diff(self.ptr_))
 
         def key(k: int, text: str | None) -> str | None:
-            return None if text is None else " ".join(
-                "<noun>" if _stem(w) in nouns[k] else w for w in _WORDS.findall(text.lower()))
+            if text is None:
+                return None
+            words = ["<noun>" if _stem(w) in nouns[k] else w for w in _WORDS.findall(text.lower())]
+            # a noun of several words ("t-shirt", "coffee table") is one "<noun>", as "mug" is
+            return " ".join(w for j, w in enumerate(words) if w != "<noun>" or j == 0 or words[j - 1] != "<noun>")
 
         keys = [key(int(k), t) for k, t in zip(rows, self.sentences_)]
         tail_keys = [key(int(k), t) for k, t in zip(rows, self._tails)]
@@ -879,8 +882,12 @@ class GroundedBlurbGenerator:
         common = {name: [v for v in vals if (name, v) in both] for name, vals in self._link[k].items()}
         return r, {name: vals for name, vals in common.items() if vals}
 
-    def _link_sentence(self, k: int, r: int, common: dict[str, list[str]]):
-        """("You picked ...; this ... has the same ...", sources, stated fact keys, shared display values)."""
+    def _link_sentence(self, k: int, r: int, common: dict[str, list[str]], leave_out: str | None = None):
+        """("You picked ...; this ... has the same ...", sources, stated fact keys, shared display values).
+
+        ``leave_out`` names a shared attribute the sentence does not state (it stays in the
+        shared values): the item's own text then may say it.
+        """
         c = self.config
         hid = self.item_ids_[r]
         own = self._link[k]
@@ -888,7 +895,7 @@ class GroundedBlurbGenerator:
         noun = nouns[0] if nouns else None
         noun_value = next(iter(own[noun].values())) if noun else None
         ranked = sorted(common, key=lambda n: -sum(self._idf[(n, v)] for v in common[n]))
-        facts = [n for n in ranked if n not in c.noun_attributes][: c.max_shared]
+        facts = [n for n in ranked if n not in c.noun_attributes and n != leave_out][: c.max_shared]
         title = self.titles_[r] or hid
         sources = [f"{HISTORY}:{hid}"]
         if facts:
@@ -939,12 +946,40 @@ class GroundedBlurbGenerator:
         n_support = c.max_support if head else c.max_sentences
         picks, trimmed = self._support(item_id, lo, hi, user, seed, n_support, stated,
                                        c.max_chars - (len(head) + 1 if head else 0), allow_cut=not head)
+        if head and n_support and self._weak(lo, picks, trimmed):
+            # every sentence of the item restates a fact the link states ("It is made of ceramic and
+            # ..." after "the same ceramic material"), so only boilerplate or nothing was left: when the
+            # link states two or more facts, one of them may be left to the item's own sentence
+            stated_names = sorted({n for n, _ in stated if n in link[1]}, key=lambda n: sum(
+                self._idf[(n, v)] for v in link[1][n]))  # the least informative first
+            for name in stated_names if len(stated_names) >= 2 else ():
+                alt = self._link_sentence(k, *link, leave_out=name)
+                if len(alt[0]) > c.max_chars:
+                    continue
+                alt_picks, alt_trimmed = self._support(item_id, lo, hi, user, seed, n_support, alt[2],
+                                                       c.max_chars - len(alt[0]) - 1, allow_cut=False)
+                if not self._weak(lo, alt_picks, alt_trimmed) and self._says_more(k, lo, alt_picks, alt_trimmed):
+                    (head, head_src, stated, shared), picks, trimmed = alt, alt_picks, alt_trimmed
+                    break
         if picks and picks[0] < 0:  # nothing fits: the most relevant sentence, cut at a word boundary
             p = -picks[0] - 1
             cut = self.sentences_[lo + p][: c.max_chars - 3].rsplit(" ", 1)[0].rstrip(",;:")
             return _capitalize(cut + "..."), [self.sources_[lo + p]], None, {}
         text = " ".join(([head] if head else []) + self._render(lo, picks, trimmed))
         return text, head_src + [self.sources_[lo + p] for p in picks], anchor, shared
+
+    def _says_more(self, k: int, lo: int, picks: list[int], trimmed: set[int]) -> bool:
+        """Whether the quoted text says more than the item's facts: at least ``min_words`` words that
+        are no attribute value ("It is made of ceramic and just right for morning coffee." does;
+        "A red lamp." does not)."""
+        facts = {_stem(w) for vals in self.attributes_[k].values() for v in _values(vals)
+                 for w in _WORDS.findall(v.lower())}
+        words = [w for p in picks for w in _WORDS.findall(self._said(lo, p, trimmed).lower())]
+        return sum(_stem(w) not in facts for w in words) >= self.config.min_words
+
+    def _weak(self, lo: int, picks: list[int], trimmed: set[int]) -> bool:
+        """No supporting sentence, or only boilerplate (see :meth:`_boilerplate`)."""
+        return all((self._tail_generic if p in trimmed else self._generic)[lo + p] for p in picks)
 
     def _support(self, item_id, lo, hi, user, seed, n_max, stated, budget, *, allow_cut):
         """Indices (within the item) of the supporting sentences, in order, and those quoted by their tail clause.
