@@ -1015,7 +1015,7 @@ class StudioGenerator:
 
         cfg = self.config
         net = self._mood_net64()
-        # float64, so that a row's backdrop does not depend on the other rows of the batch: float32
+        # float64, so that a row's mood does not depend on the other rows of the batch: float32
         # matrix products of different batch shapes differ in their last bits, which sometimes
         # flipped a pixel by one level (a preview must not change with what it was batched with)
         z = torch.from_numpy(_row_normals(seeds, cfg.mood_latent).astype(np.float32).astype(np.float64) * 0.5)
@@ -1045,9 +1045,11 @@ class StudioGenerator:
         k = np.full(len(m), cfg.mood_strength, np.float32) if strength is None else np.asarray(strength, np.float32)
         # bilinear upsampling (corners aligned) as two small matrix products: (n, 3, G, G) -> (n, S, S, 3)
         g, size = m.shape[-1], cfg.image_size
-        pos = np.linspace(0, g - 1, size, dtype=np.float64)
-        w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float64)[None, :]))
-        up = np.einsum("yk,nckl,xl->nyxc", w, np.asarray(m, np.float64), w, optimize=True).astype(np.float32)
+        pos = np.linspace(0, g - 1, size, dtype=np.float32)
+        w = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(g, dtype=np.float32)[None, :]))
+        # one small product per row (stacked matmul), not one product over the batch: a row's
+        # result does not depend on how many rows came with it
+        up = np.matmul(np.matmul(w, np.asarray(m, np.float32)), w.T).transpose(0, 2, 3, 1)
         return (1.0 - k[:, None, None, None] * (1.0 - up)) * 255.0
 
     def _editor_cond(self, target_text, exemplar_rows, exemplar_palettes):
