@@ -91,8 +91,9 @@ class ImageFeatureEncoder:
 
     modality = "image"
     CNN_DIM = 1280
-    #: On CPU the network sees a batch in slices of this many images: their activations stay in
-    #: cache, 2.6-3.4x faster than 64 at once on 1-2 cores (benchmarks/RESULTS.md, image encoder).
+    #: On CPU the network sees a batch in slices of this many images, whose activations stay in
+    #: cache: encoding is 2.5-2.6x faster than one pass of 64 on 1-2 threads (same features to
+    #: 2e-7; ``benchmarks/bench_image_encode.py``).
     CPU_MICRO_BATCH = 4
     HIST_BINS = (12, 3, 3)
 
