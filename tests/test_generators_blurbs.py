@@ -606,33 +606,22 @@ def test_tail_clause_reads_on_its_own():
 
 
 KIT = pd.DataFrame({
-    "item_id": ["a", "b", "c", "d"],
-    "title": ["Navy glass mug", "Navy glass vase", "Red metal lamp", "Red metal hat"],
+    "item_id": ["a", "b", "c", "d", "m", "v", "t", "u"],
+    "title": ["Navy glass mug", "Navy glass vase", "Red metal lamp", "Red metal hat",
+              "Teal ceramic mug", "Teal ceramic vase", "Pink wool t-shirt", "Pink wool hat"],
     "description": ["Meet the Aurora: a navy mug. Made from glass, it is just right for morning coffee.",
-                    "A navy vase from the Willow line.", "A red lamp.", "A red hat."],
-    "attributes": [{"category": "mug", "colour": "navy", "material": "glass"},
-                   {"category": "vase", "colour": "navy", "material": "glass"},
-                   {"category": "lamp", "colour": "red", "material": "metal"},
-                   {"category": "hat", "colour": "red", "material": "metal"}],
-})
-KIT_REVIEWS = pd.DataFrame({"item_id": ["a", "b", "c"], "rating": [5.0, 5.0, 5.0],
-                            "text": ["Really happy with this mug.", "Really happy with this vase.",
-                                     "Really happy with this lamp."]})
-
-
-SETS = pd.DataFrame({
-    "item_id": ["m", "v", "t", "u"],
-    "title": ["Teal ceramic mug", "Teal ceramic vase", "Pink wool t-shirt", "Pink wool hat"],
-    "description": ["It is made of ceramic and just right for morning coffee.", "A teal vase.",
+                    "A navy vase from the Willow line.", "A red lamp.", "A red hat.",
+                    "It is made of ceramic and just right for morning coffee.", "A teal vase.",
                     "It is made of wool and comfortable for everyday wear.", "A pink hat."],
-    "attributes": [{"category": "mug", "colour": "teal", "material": "ceramic"},
-                   {"category": "vase", "colour": "teal", "material": "ceramic"},
-                   {"category": "t-shirt", "colour": "pink", "material": "wool"},
-                   {"category": "hat", "colour": "pink", "material": "wool"}],
+    "attributes": [{"category": k, "colour": c, "material": m} for k, c, m in (
+        ("mug", "navy", "glass"), ("vase", "navy", "glass"), ("lamp", "red", "metal"), ("hat", "red", "metal"),
+        ("mug", "teal", "ceramic"), ("vase", "teal", "ceramic"), ("t-shirt", "pink", "wool"),
+        ("hat", "pink", "wool"))],
 })
-SETS_REVIEWS = pd.DataFrame({"item_id": ["m", "v", "t"], "rating": [5.0, 5.0, 5.0],
-                             "text": ["Really happy with this mug.", "Really happy with this vase.",
-                                      "Really happy with this t-shirt."]})
+KIT_REVIEWS = pd.DataFrame({"item_id": ["a", "b", "c", "m", "v", "t"], "rating": [5.0] * 6,
+                            "text": ["Really happy with this mug.", "Really happy with this vase.",
+                                     "Really happy with this lamp.", "Really happy with this mug.",
+                                     "Really happy with this vase.", "Really happy with this t-shirt."]})
 
 
 def test_link_leaves_a_fact_to_the_items_own_sentence_rather_than_end_on_boilerplate():
@@ -640,7 +629,7 @@ def test_link_leaves_a_fact_to_the_items_own_sentence_rather_than_end_on_boilerp
     ceramic material" already said: the blurb ended on "Really happy with this mug." (18% of the
     sample shop's personal blurbs ended so, and 8% were the link alone). The link now leaves the
     ceramic to the description, which says more than the fact."""
-    g = GroundedBlurbGenerator().fit_frames(SETS, SETS_REVIEWS, encode=encode)
+    g = GroundedBlurbGenerator().fit_frames(KIT, KIT_REVIEWS, encode=encode)
     out = g.generate_vectors(["m"], ZERO, histories=[["v"]])
     assert out.texts[0] == ("You picked the teal ceramic vase; this mug has the same teal colour. "
                             "It is made of ceramic and just right for morning coffee."), out.texts[0]

@@ -450,15 +450,20 @@ def test_previews_are_the_same_when_the_caches_hold_almost_nothing(studio, ctx, 
     assert roomy._sized_cache.nbytes <= roomy.sized_cache_mib * 2**20 and len(roomy._sized_cache) > 8
 
 
+def _mixed_pairs(model, studio, hidden, *, n_items: int, n_users: int, n: int) -> list[tuple[str, str | None]]:
+    """``n`` (item, user) pairs cycling through photographed and hidden items, known users and no user."""
+    items = [i for i in model.items.ids if i in studio._row][:n_items] + list(hidden[:3])
+    users = [str(u) for u in model.profiles.user_ids_[:n_users]] + [None]
+    return [(items[k % len(items)], users[k % len(users)]) for k in range(n)]
+
+
 def test_a_preview_does_not_depend_on_what_it_was_batched_with(studio, ctx, model, hidden):
     """The same (item, user, seed) draws the same pixels whatever else is in the call. The mood
     cVAE ran in float32, whose matrix products differ in their last bits with the batch's shape:
     a backdrop pixel came out one level apart when the batch was sliced differently."""
     import copy
 
-    items = [i for i in model.items.ids if i in studio._row][:40] + list(hidden[:3])
-    users = [str(u) for u in model.profiles.user_ids_[:30]] + [None]
-    pairs = [(items[k % len(items)], users[k % len(users)]) for k in range(160)]
+    pairs = _mixed_pairs(model, studio, hidden, n_items=40, n_users=30, n=160)
     gen = copy.copy(studio)
     gen._fresh_caches()
     want = gen.generate(ctx, [i for i, _ in pairs], [u for _, u in pairs]).images
@@ -475,9 +480,7 @@ def test_concurrent_generation_with_evicting_caches_draws_what_serial_generation
     import copy
     from concurrent.futures import ThreadPoolExecutor
 
-    items = [i for i in model.items.ids if i in studio._row][:10] + list(hidden[:3])
-    users = [str(u) for u in model.profiles.user_ids_[:5]] + [None]
-    pairs = [(items[k % len(items)], users[k % len(users)]) for k in range(40)]
+    pairs = _mixed_pairs(model, studio, hidden, n_items=10, n_users=5, n=40)
     serial = copy.copy(studio)
     serial._fresh_caches()
     want = serial.generate(ctx, [i for i, _ in pairs], [u for _, u in pairs]).images
