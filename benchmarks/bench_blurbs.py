@@ -59,7 +59,7 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     from recgen.evaluation.content import blurb_evidence
     from recgen.evaluation.generation import distinct_n, faithfulness, text_personalization
     from recgen.generators import GenerationContext
-    from recgen.generators.grounded import TEMPLATE_WORDS
+    from recgen.generators.grounded import DESCRIPTION, REVIEW, TEMPLATE_WORDS
 
     ctx = GenerationContext(model)
     users = [str(u) for u in model.profiles.user_ids_[:n_users]]
@@ -97,12 +97,20 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     f_bare = faithfulness(out.texts, full)  # template words counted as content: what they cost
     named = [a is not None for a in out.anchors]
     # a link sentence with nothing after it: no sentence of the item's own text fitted (or was left)
-    link_only = [a is not None and not any(x.startswith(("description", "review")) for x in src)
+    link_only = [a is not None and not any(x.startswith((DESCRIPTION, REVIEW)) for x in src)
                  for a, src in zip(out.anchors, out.sources)]
     anchor_in_history = all(a is None or a in h for a, h in zip(out.anchors, hist))
-    # an anchor the user rated low (below ProfileConfig.like_threshold) argues against the item
-    liked = ctx.user_histories(users, liked=True)
-    anchor_low = float(np.mean([a not in set(ok) for a, ok in zip(out.anchors, liked) if a is not None] or [0.0]))
+    # an anchor the user rated low argues against the item. Read from the raw ratings, not through
+    # recgen's own liked-history filter (the code under test): both data sets rate 1-5, and the
+    # default like_threshold (0.75 of the scale) means 4 and up there
+    inter = catalog.interactions
+    if "rating" in inter.columns:
+        lowest = pd.to_numeric(inter["rating"], errors="coerce").groupby(
+            [inter["user_id"].astype(str), inter["item_id"].astype(str)]).min()
+        low = set(lowest.index[lowest < 4])
+    else:
+        low = set()
+    anchor_low = float(np.mean([(u, a) in low for u, a in zip(users, out.anchors) if a is not None] or [0.0]))
     print(f"\n== {name}: {len(pairs)} users, top-1 content recommendation each; contrasting user = lowest taste cosine")
     print(_table([{
         "faithful (item+anchor text)": f_full["mean"], "faithful (cited sources only)": f_cited["mean"],

@@ -882,6 +882,10 @@ class GroundedBlurbGenerator:
         common = {name: [v for v in vals if (name, v) in both] for name, vals in self._link[k].items()}
         return r, {name: vals for name, vals in common.items() if vals}
 
+    def _by_information(self, common: dict[str, list[str]]) -> list[str]:
+        """Shared attribute names, the most informative first (summed IDF of the shared values)."""
+        return sorted(common, key=lambda n: -sum(self._idf[(n, v)] for v in common[n]))
+
     def _link_sentence(self, k: int, r: int, common: dict[str, list[str]], leave_out: str | None = None):
         """("You picked ...; this ... has the same ...", sources, stated fact keys, shared display values).
 
@@ -894,7 +898,7 @@ class GroundedBlurbGenerator:
         nouns = [n for n in c.noun_attributes if n in own and len(own[n]) == 1]
         noun = nouns[0] if nouns else None
         noun_value = next(iter(own[noun].values())) if noun else None
-        ranked = sorted(common, key=lambda n: -sum(self._idf[(n, v)] for v in common[n]))
+        ranked = self._by_information(common)
         facts = [n for n in ranked if n not in c.noun_attributes and n != leave_out][: c.max_shared]
         title = self.titles_[r] or hid
         sources = [f"{HISTORY}:{hid}"]
@@ -950,9 +954,8 @@ class GroundedBlurbGenerator:
             # every sentence of the item restates a fact the link states ("It is made of ceramic and
             # ..." after "the same ceramic material"), so only boilerplate or nothing was left: when the
             # link states two or more facts, one of them may be left to the item's own sentence
-            stated_names = sorted({n for n, _ in stated if n in link[1]}, key=lambda n: sum(
-                self._idf[(n, v)] for v in link[1][n]))  # the least informative first
-            for name in stated_names if len(stated_names) >= 2 else ():
+            linked = [n for n in self._by_information(link[1]) if any(n == m for m, _ in stated)][::-1]
+            for name in linked if len(linked) >= 2 else ():  # the least informative first
                 alt = self._link_sentence(k, *link, leave_out=name)
                 if len(alt[0]) > c.max_chars:
                     continue
@@ -972,8 +975,7 @@ class GroundedBlurbGenerator:
         """Whether the quoted text says more than the item's facts: at least ``min_words`` words that
         are no attribute value ("It is made of ceramic and just right for morning coffee." does;
         "A red lamp." does not)."""
-        facts = {_stem(w) for vals in self.attributes_[k].values() for v in _values(vals)
-                 for w in _WORDS.findall(v.lower())}
+        facts = frozenset().union(*(_stems(v) for vals in self.attributes_[k].values() for v in _values(vals)))
         words = [w for p in picks for w in _WORDS.findall(self._said(lo, p, trimmed).lower())]
         return sum(_stem(w) not in facts for w in words) >= self.config.min_words
 
