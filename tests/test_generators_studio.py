@@ -378,7 +378,7 @@ def test_text_only_products_take_the_colour_their_text_names(studio, ctx, sample
 
     studio.generate(ctx, hidden, [None] * len(hidden))
     paths = dict(zip(sample.items["item_id"].astype(str), sample.items["image_path"]))
-    for key, (rgb, alpha, _bg) in ((k, v) for k, v in studio._text_cache.items() if k[1] in hidden):
+    for key, (rgb, alpha, _bg, _exemplar) in ((k, v) for k, v in studio._text_cache.items() if k[1] in hidden):
         real = main_colour(*fit_image(load_image(paths[key[1]]), 64)[:2])
         assert np.linalg.norm(main_colour(rgb, alpha) - real) < 60, (key[1], main_colour(rgb, alpha), real)
 

@@ -1105,7 +1105,7 @@ class StudioGenerator:
         return [fresh.get(i) or self.titles.get(i, "") for i in item_ids]
 
     def _covers(self, item_vecs: np.ndarray, titles: Sequence[str]) -> list:
-        """Title cards of items without a photo: list of (rgb, alpha, bg), laid out like a library photo.
+        """Title cards of items without a photo: list of (rgb, alpha, bg, None), laid out like a library photo.
 
         The colours are the library palette the item's text predicts (ridge map), moved away from
         the library's mean as far as real palettes vary (a ridge prediction shrinks toward the
@@ -1135,11 +1135,12 @@ class StudioGenerator:
             rgb[y0:y0 + h, x0:x0 + w] = title_card(title, grid, w, h)
             alpha = np.zeros((s, s), np.float32)
             alpha[y0:y0 + h, x0:x0 + w] = 1.0
-            out.append((rgb, alpha, np.full(3, 255.0, np.float32)))
+            out.append((rgb, alpha, np.full(3, 255.0, np.float32), None))
         return out
 
     def _edited(self, item_vecs: np.ndarray, item_ids: Sequence[str | None]) -> tuple[list, np.ndarray]:
-        """Text-only products: (list of (rgb, alpha, bg)), exemplar rows."""
+        """Text-only products: (list of (rgb, alpha, bg, exemplar row)), exemplar rows. A product has its
+        exemplar's matte (the editor moves colours only), so it is laid out as the exemplar is."""
         import torch
 
         if "editor" not in self._nets:
@@ -1157,15 +1158,25 @@ class StudioGenerator:
         # the background as edited (its shading is kept relative to it)
         border = np.concatenate([rgb[:, 0], rgb[:, -1], rgb[:, :, 0], rgb[:, :, -1]], axis=1).astype(np.float32)
         bgs = np.median(border, axis=1)
-        return [(rgb[j], alpha[j], bgs[j]) for j in range(len(ex))], ex
+        return [(rgb[j], alpha[j], bgs[j], int(ex[j])) for j in range(len(ex))], ex
 
     def _source(self, key: int | tuple, made: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rgb uint8, alpha float 0..1, bg)`` of library photo ``key`` or of a generated product (a
         key of ``made``, else of the text cache)."""
         if isinstance(key, tuple):
-            return (made or self._text_cache)[key]
+            return (made or self._text_cache)[key][:3]
         lib = self._lib
         return lib.photo[key].numpy(), lib.alpha[key].numpy().astype(np.float32) / 255.0, lib.bg[key].numpy()
+
+    def _shape(self, key: int | tuple, made: dict | None = None) -> int | tuple:
+        """The key whose matte ``key``'s product has: the library row it was edited from, for a
+        text-only product (the editor moves colours, not edges), else ``key``. Layouts are decided
+        on mattes alone, so they are made and cached once per library photo, not once per item."""
+        if isinstance(key, tuple):
+            product = (made or self._text_cache).get(key)
+            if product is not None and product[3] is not None:
+                return product[3]
+        return key
 
     def _cached(self, key: tuple, make):
         """``self._sized_cache[key]``, made by ``make()`` on a miss."""
@@ -1178,7 +1189,8 @@ class StudioGenerator:
         """Library photo ``row`` (or the key of a generated product in ``made``) scaled to ``side``, ready
         to composite; cached (resizing is most of the cost)."""
         return self._cached((row, side), lambda: _sized(*self._source(row, made), side,
-                                                          matte=self._sized_cache.get(("matte", row, side))))
+                                                          matte=self._sized_cache.get(("matte", self._shape(row, made),
+                                                                                       side))))
 
     def _matte(self, row: int | tuple, side: int, made: dict | None = None) -> np.ndarray:
         """The matte (float (side, side)) of :meth:`_sized`, without scaling the colours: what layout
@@ -1324,7 +1336,7 @@ class StudioGenerator:
         seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
         canvases = self._moods(uvecs, seeds, np.where(known, cfg.mood_strength, cfg.neutral_mood_strength))
         products: list[tuple | None] = [None] * len(item_ids)  # keys of generated products
-        made: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # this call's generated products
+        made: dict[tuple, tuple] = {}  # this call's generated products (rgb, alpha, bg, exemplar row)
         gen_idx = [j for j, g in enumerate(generated) if g]
         if gen_idx:  # a generated product does not depend on the user: made once per item, then cached
             tv = context.item_vectors(rows[gen_idx], "text")
@@ -1362,9 +1374,10 @@ class StudioGenerator:
             if a is not None and cfg.card_backdrop:  # the backdrop takes up the card's colours
                 canvas[:] = self._backdrops(_grids(self._lib.palette[a].numpy()))[0]
             key = self._row[i] if products[j] is None else products[j]
+            shape = self._shape(key, made)
             side = round(cfg.product_scale * s)
             card = round(cfg.inset_scale * s)
-            corner = None if a is None else self._free_corner(key, side, card, generated[j] and cfg.mark_generated,
+            corner = None if a is None else self._free_corner(shape, side, card, generated[j] and cfg.mark_generated,
                                                               made)
             if a is None or corner is not None:  # the product as in the neutral layout (the card, if any,
                 # sits in a corner the product leaves empty)
@@ -1372,7 +1385,7 @@ class StudioGenerator:
             else:  # no free corner (e.g. a full-bleed poster): the product moves up-left, shrinking
                 # only as far as it must for the card to hide none of it
                 margin = round(0.02 * s)
-                side, x0, y0 = self._beside(key, card, made)
+                side, x0, y0 = self._beside(shape, card, made)
                 _paste_sized(canvas, self._sized(key, side, made), x0, y0)
                 corner = (s - card - margin, s - card - margin)
             if a is not None:
