@@ -396,6 +396,26 @@ def test_generated_products_are_made_once_per_item(studio, ctx, model, hidden, m
     assert other_users.generated == [True, True]
 
 
+def test_text_only_products_are_laid_out_as_their_own_mattes_say(studio, ctx, model, hidden):
+    """A text-only product is laid out by the matte of the library photo it was edited from (cached
+    once per photo); the previews are those laid out from each product's own matte."""
+    import copy
+
+    users = [str(u) for u in model.profiles.user_ids_[:len(hidden)]]
+    items = list(hidden) + [i for i in model.items.ids if i in studio._row][:len(hidden)]
+    shared = copy.copy(studio)
+    shared._fresh_caches()
+    own = copy.copy(studio)
+    own._fresh_caches()
+    own._shape = lambda key, made=None: key  # every product's layout from its own matte
+    want = own.generate(ctx, items, users * 2, mode="text")
+    got = shared.generate(ctx, items, users * 2, mode="text")
+    np.testing.assert_array_equal(got.images, want.images)
+    keys = [k for k in shared._text_cache._d if k[1] in hidden]
+    assert keys and all(isinstance(shared._shape(k), int) for k in keys)  # laid out by a library row
+    assert not any(k[0] == "beside" and isinstance(k[1], tuple) for k in shared._sized_cache._d)
+
+
 def test_product_cache_keeps_to_its_memory_budget_least_recently_used_out_first():
     import copy
     import pickle
