@@ -112,6 +112,10 @@ def test_demo_writes_report(demo_out):
     assert photo["sharpness_ratio"] >= 0.8 and photo["attributes"]["colour"] >= 0.9
     assert m["previews"]["text_only"]["n"] >= 2 and m["previews"]["hidden_items"]
     assert m["blurbs"]["faithfulness"] == 1.0
+    # the two users' blurbs of one item each match their own user's history (swap test, CI above chance);
+    # no BLEU/ROUGE without held-out references (against the item's own text they would judge nothing)
+    assert m["blurbs"]["personalization_swap"]["ci_low"] > 0.5 and "rougeL_f" not in m["blurbs"]
+    assert "personalization (swap test)" in html
     assert "generated preview" in html and "data:image/png;base64," in html and "<svg" in html
     assert "what each user sees" in html and "contrasting taste" in html  # the contact sheets
     assert "Items without a photo" in html and "real photo (hidden)" in html

@@ -77,6 +77,24 @@ def test_generate_shapes_determinism_and_grounding(gen, model, sample):
     assert a.anchors == [anchor_of(s) for s in a.sources]  # the output names the blurb's history item
 
 
+def test_blurb_metrics_compare_with_held_out_text_only_when_given_and_run_the_swap_test(gen, model, sample):
+    from recgen.evaluation.content import blurb_metrics
+
+    users = [str(u) for u in model.profiles.user_ids_[:6]]
+    items = [str(i) for i in sample.items["item_id"][:6]]
+    pairs = list(zip(users, items))
+    bare = blurb_metrics(gen, sample, pairs)
+    assert bare["faithfulness"] == 1.0 and bare["n"] == 6
+    assert not {"bleu1", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f"} & set(bare)  # nothing held out to compare with
+    assert "personalization_swap" not in bare
+    held_out = {i: ["Really happy with this one, the colour is lovely."] for i in items}
+    scored = blurb_metrics(gen, sample, pairs, references=held_out)
+    assert 0.0 <= scored["rougeL_f"] <= 100.0 and scored["faithfulness"] == 1.0
+    contrast = {u: users[(j + 3) % 6] for j, u in enumerate(users[:4])}  # two users have none: left out
+    swap = blurb_metrics(gen, sample, pairs, contrast=contrast)["personalization_swap"]
+    assert swap["n"] == 4 and 0.0 <= swap["win_rate"] <= 1.0 and swap["chance"] == 0.5
+
+
 def test_cache_hits_and_invalidation(gen, model, sample, sample_store, tmp_path):
     cache = GenerationCache(tmp_path / "cache.db")
     users = list(model.profiles.user_ids_[:3])

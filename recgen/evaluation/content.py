@@ -123,15 +123,26 @@ def blurb_evidence(items: pd.DataFrame, reviews: pd.DataFrame | None, item_id: s
 
 
 def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *, seed: int = 0,
-                  references: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    """Faithfulness, diversity and (with ``references``) BLEU/ROUGE of the blurbs for ``pairs``.
+                  references: dict[str, list[str]] | None = None,
+                  contrast: dict[str, str] | None = None) -> dict[str, Any]:
+    """Faithfulness, diversity, (with ``contrast``) personalization and (with ``references``)
+    BLEU/ROUGE of the blurbs for ``pairs`` of (user, item).
 
     Faithfulness is measured twice: against the item's whole text (plus the history item a
     blurb names), and against only the sources each blurb cites (``faithfulness_cited``).
     Template words of the grounded generator (:data:`~recgen.generators.grounded.TEMPLATE_WORDS`)
     count as connectives, not content.
+
+    ``contrast`` maps a user to another user (e.g. the one whose taste is least like theirs):
+    ``personalization_swap`` is then the swap test of
+    :func:`~recgen.evaluation.generation.text_personalization` on the pairs whose user has one:
+    the two users' blurbs of the same item are each closer (TF-IDF words) to their own user's
+    history (the catalog interactions' items, newest 50) than swapped. Chance is 0.5.
+
+    ``references`` maps an item to held-out texts (e.g. reviews kept out of training) for
+    BLEU/ROUGE; without it those keys are left out (there is nothing held out to compare with).
     """
-    from recgen.evaluation.generation import blurb_report, faithfulness
+    from recgen.evaluation.generation import blurb_report, faithfulness, text_personalization
     from recgen.generators.grounded import TEMPLATE_WORDS, anchor_of
 
     out = gen.generate([u for u, _ in pairs], [i for _, i in pairs], seed=seed, images=False)
@@ -147,10 +158,29 @@ def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *
     refs = [references.get(i, []) if references else [sources[j]] for j, (_, i) in enumerate(pairs)]
     connectives = TEMPLATE_WORDS if getattr(gen.config, "blurb_generator", None) == "grounded" else ()
     report = blurb_report(out.blurbs, refs, sources=sources, connectives=connectives)
+    if references is None:
+        for key in ("bleu1", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f"):
+            del report[key]
     if any(out.sources):
         cited = [blurb_evidence(catalog.items, reviews, str(i), src) for (_, i), src in zip(pairs, out.sources)]
         report["faithfulness_cited"] = faithfulness(out.blurbs, cited, connectives=connectives)["mean"]
         report["names_history_item"] = float(sum(anchor_of(s) is not None for s in out.sources) / max(len(pairs), 1))
+    keep = [j for j, (u, _) in enumerate(pairs) if contrast and contrast.get(u) is not None]
+    if keep:
+        others = [contrast[pairs[j][0]] for j in keep]
+        theirs = gen.generate(others, [pairs[j][1] for j in keep], seed=seed, images=False).blurbs
+        inter = catalog.interactions.assign(user_id=catalog.interactions["user_id"].astype(str),
+                                            item_id=catalog.interactions["item_id"].astype(str))
+        if "timestamp" in inter:
+            inter = inter.sort_values("timestamp", kind="stable")
+        hist = inter.groupby("user_id")["item_id"].agg(list)
+
+        def history_text(user: str) -> str:
+            return " ".join(blurb_evidence(catalog.items, None, h) for h in hist.get(str(user), [])[-50:]) or "-"
+
+        report["personalization_swap"] = text_personalization(
+            [out.blurbs[j] for j in keep], [history_text(pairs[j][0]) for j in keep],
+            [history_text(o) for o in others], other_blurbs=theirs, seed=seed)
     return report
 
 
