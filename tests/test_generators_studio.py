@@ -207,12 +207,12 @@ def test_card_sits_in_a_corner_the_product_leaves_empty(studio, ctx, model):
     r = studio._row[item]
     studio._sized_cache.clear()
     drawn = studio_module._sized(*studio._source(r), side)
-    np.testing.assert_array_equal(studio._matte(r, side), drawn[1][..., 0])
+    np.testing.assert_array_equal(studio._matte(r, side), drawn[2][..., 0])
     for got, want in zip(studio._sized(r, side), drawn):  # made with the matte the layout cached
         np.testing.assert_array_equal(got, want)
     out = studio.generate(ctx, [item, item], [user, None])
     product = np.zeros((s, s), bool)
-    alpha = studio._sized(studio._row[item], side)[1][..., 0]
+    alpha = studio._sized(studio._row[item], side)[2][..., 0]
     off = (s - side) // 2
     product[off:off + side, off:off + side] = alpha >= 0.999
     np.testing.assert_array_equal(out.images[0][product], out.images[1][product])  # same place, same pixels
@@ -248,7 +248,7 @@ def test_card_hides_none_of_a_product_that_leaves_no_corner_free(studio, ctx, mo
     assert out.anchors[0] in seen
     side, x0, y0 = gen._beside(r, card)
     assert side < round(gen.config.personal_scale * s)  # it had to shrink
-    rgb, alpha = gen._sized(r, side)[:2]
+    rgb, _, alpha = gen._sized(r, side)  # the colour laid over the canvas: the photo's, where the matte is 1
     placed = np.zeros((s, s), bool)
     ys, xs = np.nonzero(alpha[..., 0] >= 0.999)
     keep = (ys + y0 >= 0) & (ys + y0 < s) & (xs + x0 >= 0) & (xs + x0 < s)

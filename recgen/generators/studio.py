@@ -452,29 +452,28 @@ def _scaled_matte(alpha: np.ndarray, side: int) -> np.ndarray:
 
 def _sized(rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int,
            matte: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A product scaled to ``side``: (rgb float, alpha (side, side, 1), shade (side, side, 1)), ready to
-    composite. ``matte``: ``alpha`` already scaled to ``side``, when the caller has it."""
+    """A product scaled to ``side``, ready to composite: ``(over, keep, alpha)``, float32 (side, side, 3),
+    (side, side, 3) and (side, side, 1). A pixel of the canvas under it becomes ``keep * canvas + over``:
+    ``over`` is the product's colour times its matte, ``keep`` how much of the canvas shows through,
+    darkened where the photo had shadows. Both are stored at full width (three channels), because
+    numpy broadcasts a (side, side, 1) factor over the channels several times slower than it
+    multiplies two equal shapes. ``matte``: ``alpha`` already scaled to ``side``, when the caller has it."""
     rgb = _scaled_rgb(rgb, side)
-    alpha = _scaled_matte(alpha, side) if matte is None else matte
-    return rgb.astype(np.float32), alpha[..., None].astype(np.float32), _shade(rgb, bg)[..., None]
-
-
-def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, bg: np.ndarray, side: int, x0: int,
-           y0: int) -> None:
-    """Composite one product (scaled to ``side``) onto ``canvas`` (float 0..255) at ``(x0, y0)``, in place."""
-    _paste_sized(canvas, _sized(rgb, alpha, bg, side), x0, y0)
+    alpha = (_scaled_matte(alpha, side) if matte is None else matte)[..., None].astype(np.float32)
+    shade = _shade(rgb, bg)[..., None]
+    over = alpha * rgb.astype(np.float32)
+    keep = np.ascontiguousarray(np.broadcast_to((1 - alpha) * shade, over.shape), dtype=np.float32)
+    return over, keep, alpha
 
 
 def _paste_sized(canvas: np.ndarray, sized: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int) -> None:
-    """Composite a product from :func:`_sized` onto ``canvas`` at ``(x0, y0)``, in place."""
-    rgb, alpha, shade = sized
-    side = rgb.shape[0]
+    """Composite a product from :func:`_sized` onto ``canvas`` (float 0..255) at ``(x0, y0)``, in place."""
+    over, keep, _alpha = sized
+    side = over.shape[0]
     s = canvas.shape[0]
     ys, xs = slice(max(y0, 0), min(y0 + side, s)), slice(max(x0, 0), min(x0 + side, s))
     sub = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-    a = alpha[sub]
-    region = canvas[ys, xs]
-    canvas[ys, xs] = a * rgb[sub] + (1 - a) * region * shade[sub]
+    canvas[ys, xs] = keep[sub] * canvas[ys, xs] + over[sub]
 
 
 def _card_pad(side: int) -> int:
@@ -1197,7 +1196,7 @@ class StudioGenerator:
         decisions need (a product may be tried at several sides and drawn at one)."""
         full = self._sized_cache.get((row, side))
         if full is not None:
-            return full[1][..., 0]
+            return full[2][..., 0]
         return self._cached(("matte", row, side), lambda: _scaled_matte(self._source(row, made)[1], side))
 
     def _free_corner(self, key: int | tuple, side: int, card: int, tagged: bool,
