@@ -59,8 +59,7 @@ def _base_generator(gen, rev: str, where: Path):
                                     width=ed.stages[0].out_channels, low_res=ed.low_res)
         twin.load_state_dict(ed.state_dict())
         base._nets["editor"] = twin.eval()
-    for attr in ("_mood64", "_structure_unit", "_card_colours"):
-        base.__dict__.pop(attr, None)
+    base.__dict__.pop("_mood64", None)  # each side makes its own float64 mood network
     base._structure_unit = None
     base._card_colours = None
     base._fresh_caches()

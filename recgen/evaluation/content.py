@@ -158,7 +158,7 @@ def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *
     refs = [references.get(i, []) if references else [sources[j]] for j, (_, i) in enumerate(pairs)]
     connectives = TEMPLATE_WORDS if getattr(gen.config, "blurb_generator", None) == "grounded" else ()
     report = blurb_report(out.blurbs, refs, sources=sources, connectives=connectives)
-    if references is None:
+    if not references:
         for key in ("bleu1", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f"):
             del report[key]
     if any(out.sources):
