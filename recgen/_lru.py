@@ -2,7 +2,7 @@
 
 The studio generator's scaled products and layouts, its generated products, and the HTTP
 service's preview PNGs all use :class:`LRUCache`. It is bounded by bytes, by entries, or both:
-entries differ in size (a scaled product is 220-280 kB at 128 px and four times that at 256),
+entries differ in size (a scaled product at 128 px is up to 390 kB, four times that at 256),
 so a bound on entries alone does not bound memory.
 """
 from __future__ import annotations
