@@ -93,6 +93,30 @@ def test_localized_identifiability_finds_an_item_shown_small_and_beside_another(
         identifiability(windows[:, :, :10], real_f, np.arange(30))
 
 
+def test_presentation_colours_leave_out_a_label_both_previews_share():
+    """An opaque label drawn on both previews is not what personalization changed: comparing the
+    previews after resampling them let its hue bleed into the changed pixels of both."""
+    from recgen.evaluation.judges import _hue_histogram
+
+    def preview(backdrop):
+        im = np.empty((128, 128, 3), np.uint8)
+        im[:] = backdrop
+        im[40:88, 40:88] = (40, 40, 40)  # the product, the same in both
+        im[-12:, :50] = (230, 150, 20)   # an amber "generated" label, the same in both
+        return im
+
+    personal = np.stack([preview((200, 215, 250))] * 4)  # a blue-tinted backdrop
+    neutral = np.stack([preview((255, 255, 255))] * 4)
+    history = [np.stack([np.full((64, 64, 3), 250, np.uint8)]) for _ in range(4)]
+    for h in history:
+        h[0, 16:48, 16:48] = (30, 60, 200)
+    ph, qh, _ = presentation_colours(personal, neutral, history)
+    amber = np.argmax(_hue_histogram(np.array([[230, 150, 20]], np.float32) / 255))
+    blue = np.argmax(_hue_histogram(np.array([[200, 215, 250]], np.float32) / 255))
+    assert (ph.argmax(1) == blue).all() and (ph[:, amber] < 1e-3).all()
+    assert (qh[:, amber] < 1e-3).all() and np.ptp(qh, axis=1).max() < 1e-6  # the white backdrop has no hue
+
+
 def test_window_boxes_cover_the_picture():
     boxes = window_boxes()
     assert tuple(boxes[0]) == (0, 0, 1, 1)

@@ -187,6 +187,10 @@ def presentation_colours(personal: Any, neutral: Any, histories: Sequence[Any], 
 
     For each pair, the *presentation* is the set of pixels where the personal and the neutral
     preview differ (more than ``changed`` in some channel): the backdrop, a card, a new crop.
+    The two previews are compared at their own resolution (``size`` applies to them only when
+    their sizes differ): resampling first lets a pixel that is the same in both (a "generated"
+    label drawn on both) take colour from changed neighbours, and its hue then counted as
+    presentation.
     Its chroma-weighted hue histogram (its colour mood) is taken in both previews; each history
     photo gives the histogram of its foreground (pixels further than ``foreground`` from the photo's border colour, i.e. the
     product, not its studio background). A positive gain says the personal presentation's
@@ -199,8 +203,13 @@ def presentation_colours(personal: Any, neutral: Any, histories: Sequence[Any], 
     personal_hist, neutral_hist : float32 (n, 12)
     history_hists : list of n float32 arrays (h_i, 12)
     """
-    p = _as_arrays(personal, size).astype(np.float32) / 255.0
-    q = _as_arrays(neutral, size).astype(np.float32) / 255.0
+    try:
+        p, q = _as_arrays(personal, None), _as_arrays(neutral, None)
+    except ValueError:  # pictures of several sizes: resampled to one
+        p, q = _as_arrays(personal, size), _as_arrays(neutral, size)
+    if p.shape[1:] != q.shape[1:]:
+        p, q = _as_arrays(p, size), _as_arrays(q, size)
+    p, q = p.astype(np.float32) / 255.0, q.astype(np.float32) / 255.0
     if p.shape != q.shape:
         raise ValueError(f"personal and neutral must hold the same number of images; got {len(p)} and {len(q)}")
     if len(histories) != len(p):
