@@ -41,12 +41,6 @@ def _table(rows: list[dict]) -> str:
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
-def _history_texts(items: pd.DataFrame, histories: list[list[str]], limit: int = 50) -> list[str]:
-    from recgen.evaluation.content import blurb_evidence
-
-    return [" ".join(blurb_evidence(items, None, h) for h in hist[-limit:]) or "empty" for hist in histories]
-
-
 def _strip_link(text: str) -> str:
     """The supporting part of a blurb (after the "You picked ...;" link sentence)."""
     if text.startswith("You "):
@@ -56,7 +50,7 @@ def _strip_link(text: str) -> str:
 
 
 def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: int) -> dict:
-    from recgen.evaluation.content import blurb_evidence
+    from recgen.evaluation.content import blurb_evidence, history_texts
     from recgen.evaluation.generation import distinct_n, faithfulness, text_personalization
     from recgen.generators import GenerationContext
     from recgen.generators.grounded import DESCRIPTION, REVIEW, TEMPLATE_WORDS
@@ -77,7 +71,7 @@ def _personal(name: str, model, catalog, gen, *, n_users: int, seed: int, show: 
     per_s = 3 * len(items) / (time.perf_counter() - t)
     hist = ctx.user_histories(users)
     hist_c = ctx.user_histories(contrast)
-    own_t, other_t = _history_texts(catalog.items, hist), _history_texts(catalog.items, hist_c)
+    own_t, other_t = history_texts(catalog.items, hist), history_texts(catalog.items, hist_c)
     pers = text_personalization(out.texts, own_t, other_t, seed=seed)
     support = [_strip_link(x) or "-" for x in out.texts]
     pers_support = text_personalization(support, own_t, other_t, seed=seed)

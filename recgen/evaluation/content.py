@@ -167,21 +167,23 @@ def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *
         report["names_history_item"] = float(sum(anchor_of(s) is not None for s in out.sources) / max(len(pairs), 1))
     keep = [j for j, (u, _) in enumerate(pairs) if contrast and contrast.get(u) is not None]
     if keep:
-        others = [contrast[pairs[j][0]] for j in keep]
+        from recgen.generators.context import GenerationContext
+
+        users = [pairs[j][0] for j in keep]
+        others = [contrast[u] for u in users]
         theirs = gen.generate(others, [pairs[j][1] for j in keep], seed=seed, images=False).blurbs
-        inter = catalog.interactions.assign(user_id=catalog.interactions["user_id"].astype(str),
-                                            item_id=catalog.interactions["item_id"].astype(str))
-        if "timestamp" in inter:
-            inter = inter.sort_values("timestamp", kind="stable")
-        hist = inter.groupby("user_id")["item_id"].agg(list)
-
-        def history_text(user: str) -> str:
-            return " ".join(blurb_evidence(catalog.items, None, h) for h in hist.get(str(user), [])[-50:]) or "-"
-
+        ctx = GenerationContext(gen.model, catalog)  # chronological histories from the catalog's interactions
         report["personalization_swap"] = text_personalization(
-            [out.blurbs[j] for j in keep], [history_text(pairs[j][0]) for j in keep],
-            [history_text(o) for o in others], other_blurbs=theirs, seed=seed)
+            [out.blurbs[j] for j in keep], history_texts(catalog.items, ctx.user_histories(users)),
+            history_texts(catalog.items, ctx.user_histories(others)), other_blurbs=theirs, seed=seed)
     return report
+
+
+def history_texts(items: pd.DataFrame, histories: Sequence[Sequence[str]], limit: int = 50) -> list[str]:
+    """Each history's newest ``limit`` items as one text (their titles, descriptions and attributes,
+    :func:`blurb_evidence`): what a blurb is compared with to judge whose history it fits; "-" for
+    an empty history."""
+    return [" ".join(blurb_evidence(items, None, str(h)) for h in list(hist)[-limit:]) or "-" for hist in histories]
 
 
 def _attribute_names(catalog: CatalogData, item_id: str) -> list[str]:
