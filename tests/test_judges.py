@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from recgen.evaluation.judges import (AttributeJudge, independent_features, presentation_colours, sharpness,
-                                     sharpness_ratio, visible_difference, window_boxes, window_features)
+from recgen.evaluation.judges import (AttributeJudge, independent_features, light_backdrops, presentation_colours,
+                                     sharpness, sharpness_ratio, visible_difference, window_boxes, window_features)
 
 ATTRS = ("category", "colour", "pattern")
 
@@ -32,6 +32,38 @@ def test_judge_reads_real_photos_it_never_saw(judge, other_shop):
     assert min(judge.cv_accuracy_.values()) > 0.9, judge.cv_accuracy_
     acc = judge.accuracy(other_shop.items["image_path"].tolist(), _labels(other_shop))
     assert acc["category"] > 0.97 and acc["colour"] > 0.97 and acc["pattern"] > 0.9, acc
+
+
+def test_light_backdrops_change_the_background_only():
+    im = np.full((2, 32, 32, 3), 250, np.uint8)
+    im[:, 8:24, 8:24] = (200, 30, 30)  # the product
+    im[1, 26:30, 8:24] = 120  # and its shadow
+    out = light_backdrops(im, seed=3)
+    assert out.shape == im.shape and out.dtype == np.uint8
+    product = np.zeros((32, 32), bool)
+    product[8:24, 8:24] = True
+    np.testing.assert_array_equal(out[:, product], im[:, product])
+    np.testing.assert_array_equal(out[1, 26:30, 8:24], im[1, 26:30, 8:24])
+    back = ~product
+    back[26:30, 8:24] = False
+    assert (np.abs(out[:, back].astype(int) - 250).max(-1) > 3).mean() > 0.9  # not the photo's white
+    assert out[:, back].min() >= 255 * 0.4 - 1  # light: at most 60 % of the way from white
+    np.testing.assert_array_equal(light_backdrops(im, seed=3), out)  # seeded
+    assert not np.array_equal(light_backdrops(im, seed=4), out)
+
+
+def test_a_judge_trained_on_light_backdrops_reads_products_on_them(judge, sample, other_shop):
+    """The strict judge has only seen the photos' own white backgrounds and misreads real products on a
+    tinted one; trained with ``backdrops`` copies, it reads them (and still the plain photos)."""
+    photos = other_shop.items["image_path"].tolist()
+    tinted = light_backdrops(photos, seed=1, strength=(0.1, 0.6))
+    labels = _labels(other_shop)
+    robust = AttributeJudge(ATTRS, backdrops=2).fit(sample.items["image_path"].tolist(), _labels(sample))
+    strict_on, robust_on = judge.accuracy(tinted, labels), robust.accuracy(tinted, labels)
+    assert np.mean(list(strict_on.values())) < 0.9
+    assert np.mean(list(robust_on.values())) > np.mean(list(strict_on.values())) + 0.1
+    assert min(robust_on.values()) >= 0.85
+    assert min(robust.accuracy(photos, labels).values()) >= 0.9
 
 
 def test_judge_and_sharpness_see_blur(judge, other_shop):

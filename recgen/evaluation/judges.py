@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["AttributeJudge", "independent_features", "sharpness", "sharpness_ratio", "visible_difference",
-           "presentation_colours", "window_boxes", "window_features"]
+__all__ = ["AttributeJudge", "independent_features", "light_backdrops", "sharpness", "sharpness_ratio",
+           "visible_difference", "presentation_colours", "window_boxes", "window_features"]
 
 
 def _as_arrays(images: Any, size: int | None) -> np.ndarray:
@@ -248,6 +248,36 @@ def sharpness_ratio(previews: Any, reals: Any) -> float:
     return float(np.median(sharpness(p)) / max(np.median(sharpness(reals, size=size)), 1e-12))
 
 
+def light_backdrops(images: Any, *, seed: int = 0, strength: tuple[float, float] = (0.1, 0.6),
+                    foreground: float = 24 / 255) -> np.ndarray:
+    """The pictures (all of one size) with their plain background replaced by a random light backdrop,
+    uint8 (n, H, W, 3).
+
+    The background is every pixel within ``foreground`` of the picture's border colour (the
+    median of its edge pixels); the rest (the product, its outline and shadow) is kept. Each
+    backdrop is a random colour ``strength`` (drawn from that range) of the way from white,
+    flat or a two-colour gradient (top to bottom or left to right): what a page, or a
+    personalized preview, may put behind a product. A judge of the product must read it the
+    same on any of them.
+    """
+    x = _as_arrays(images, None).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(x)
+    for j, im in enumerate(x):
+        h, w = im.shape[:2]
+        border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
+        keep = np.abs(im - np.median(border, 0)).max(-1) > foreground * 255
+        k = rng.uniform(*strength)
+        first, second = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        t = np.zeros((h, w, 1), np.float32)
+        if rng.random() < 0.5:  # a gradient
+            t = np.broadcast_to(np.linspace(0, 1, h)[:, None, None], (h, w, 1)) if rng.random() < 0.5 \
+                else np.broadcast_to(np.linspace(0, 1, w)[None, :, None], (h, w, 1))
+        backdrop = 255.0 - k * (255.0 - ((1 - t) * first + t * second))
+        out[j] = np.where(keep[..., None], im, backdrop)
+    return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
 def visible_difference(a: Any, b: Any, *, size: int = 64) -> np.ndarray:
     """Mean absolute pixel difference (0..1) of paired images; above ~0.03 a person sees it at a glance."""
     x = _as_arrays(a, size).astype(np.float32) / 255.0
@@ -276,6 +306,14 @@ class AttributeJudge:
         pasted in a random corner, labelled with the main photo's values: a judge of the *main*
         product on a page that shows something else beside it. 0 (the default) is the strict
         judge, which has only ever seen one product per picture.
+    backdrops : int
+        Extra copies of each photo, each taken from one of the copies above (the photo, its
+        mirror, a reframed copy or one with a second photo) and put on a random light backdrop
+        (:func:`light_backdrops`): a judge of the product on a page whose background is not the
+        photo's. 0 (the default): the judge has only seen the photos' own backgrounds, and reads
+        a tinted backdrop as part of the product (on the sample shop its pattern accuracy on real
+        photos on light backdrops falls well below its accuracy on the photos;
+        ``benchmarks/RESULTS.md``).
     seed : int
 
     Attributes
@@ -290,6 +328,7 @@ class AttributeJudge:
     size: int = 64
     reframed: int = 2
     distractors: int = 0
+    backdrops: int = 0
     seed: int = 0
     classes_: dict[str, list[str]] = field(default_factory=dict)
     cv_accuracy_: dict[str, float] = field(default_factory=dict)
@@ -325,7 +364,9 @@ class AttributeJudge:
         return self
 
     def _augment(self, x: np.ndarray) -> np.ndarray:
-        """The photos, their mirror images and ``reframed`` shrunk-and-moved copies (none changes an attribute)."""
+        """The photos, their mirror images, ``reframed`` shrunk-and-moved copies, ``distractors`` copies with a
+        second photo and ``backdrops`` copies on light backdrops (none changes an attribute); block ``b``
+        holds photo ``j`` at row ``b * n + j``."""
         from PIL import Image
 
         rng = np.random.default_rng(self.seed)
@@ -352,6 +393,11 @@ class AttributeJudge:
                 copies[j, y0:y0 + side, x0:x0 + side] = np.asarray(Image.fromarray(other).resize((side, side),
                                                                                                Image.BILINEAR))
             out.append(copies)
+        if self.backdrops:  # each photo's copy from a random block above, on a light backdrop
+            n, blocks, pool = len(x), len(out), np.concatenate(out)
+            for _ in range(self.backdrops):
+                pick = rng.integers(0, blocks, n) * n + np.arange(n)
+                out.append(light_backdrops(pool[pick], seed=int(rng.integers(2 ** 31))))
         return np.concatenate(out)
 
     def predict(self, images: Any) -> dict[str, np.ndarray]:
