@@ -48,7 +48,7 @@ def previews(args) -> None:
     from recgen.demo import _contrasting
     from recgen.encoders import EmbeddingCache
     from recgen.encoders.image import load_image
-    from recgen.evaluation.judges import AttributeJudge
+    from recgen.evaluation.judges import AttributeJudge, light_backdrops
     from recgen.evaluation.previews import judge_previews
     from recgen.generators import GenerationContext, make_generator
 
@@ -74,8 +74,9 @@ def previews(args) -> None:
     if names:
         labels_of = {a: [str(d[a]) for d in attrs] for a in names}
         judge = AttributeJudge(tuple(names), seed=args.seed).fit(real, labels_of)
-        # the same judge also trained with a smaller second photo in a corner: it reads the main product
-        page_judge = AttributeJudge(tuple(names), seed=args.seed, distractors=2).fit(real, labels_of)
+        # the same judge also trained on page-like copies of the photos (a smaller second photo in a
+        # corner, a light backdrop): it reads the main product on a page or a personal preview
+        page_judge = AttributeJudge(tuple(names), seed=args.seed, distractors=2, backdrops=2).fit(real, labels_of)
         print("judge cross-validated accuracy on real photos:", judge.cv_accuracy_)
     hidden = catalog.items.assign(item_id=catalog.items["item_id"].astype(str))
     hidden.loc[hidden["item_id"].isin(test_ids), "image_path"] = None
@@ -129,9 +130,22 @@ def previews(args) -> None:
         photo_n, rows_t, real, judge=judge, labels=labels, localize=True, seed=args.seed)
     no_card = replace_config(gen, inset=False)
     _, results["studio, with photo, backdrop only (inset=False)"], _, _ = judged("photo", no_card)
+    before = replace_config(gen, backdrop="mood", shrink_for_card=True)
+    before_p, results["ablation: with photo, mood cVAE backdrop, product shrinks for the card"], _, _ = judged(
+        "photo", before)
     if page_judge is not None:
-        print("with-photo personal previews read by the judge trained with a second photo in a corner:",
-              page_judge.accuracy(photo_p, labels))
+        def both(images):
+            return "strict " + _accuracies(judge, images, labels) + ", page " + _accuracies(page_judge, images, labels)
+
+        print("attribute accuracy (category / colour / pattern) by the strict judge and by the page judge (also "
+              "trained with a second photo in a corner and on light backdrops):")
+        print("  real held-out photos:", both(real[rows_t]))
+        print("  the same photos on random light backdrops (no generator):",
+              both(light_backdrops(real[rows_t], seed=args.seed + 100)))
+        print("  with-photo personal previews:", both(photo_p))
+        print("  with-photo personal previews, mood cVAE backdrop and the product shrinking for the card:",
+              both(before_p))
+        print("  text-only personal previews:", both(text_p))
     # baselines for the text-only job
     tv = ctx.item_vectors(ctx.item_rows(test_ids), "text")
     if gen.text_style == "exemplar":
@@ -244,6 +258,11 @@ def _setting(text: str) -> tuple[str, object]:
         return name, value
 
 
+def _accuracies(judge, images, labels) -> str:
+    """A judge's accuracy per attribute, as 'a / b / c'."""
+    return " / ".join(f"{v:.3f}" for v in judge.accuracy(images, labels).values())
+
+
 def replace_config(gen, fresh_caches=False, **changes):
     """A shallow copy of a generator with some config fields changed (the networks are shared)."""
     import copy
@@ -352,7 +371,7 @@ def main() -> None:
     ap.add_argument("--peter-epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--studio", type=_setting, action="append", default=[], metavar="NAME=VALUE",
-                    help="previews: a StudioConfig setting (repeatable), e.g. --studio card_backdrop=true")
+                    help="previews: a StudioConfig setting (repeatable), e.g. --studio backdrop=mood")
     ap.add_argument("--out-dir", default=".", help="where preview sample sheets are written")
     args = ap.parse_args()
     if args.threads:

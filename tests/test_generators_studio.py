@@ -1,6 +1,8 @@
 """The studio preview generator: the product kept, the presentation personal, text-only items generated."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -168,7 +170,7 @@ def test_card_backdrop_takes_up_the_card_items_colours(studio, ctx, model):
     user, seen = _user_with_history(model, studio)
     item = next(i for i in model.items.ids if i in studio._row and i not in seen)
     gen = copy.copy(studio)
-    gen.config = replace(studio.config, card_backdrop=True)
+    gen.config = replace(studio.config, backdrop="card")
     out = gen.generate(ctx, [item, item], [user, None])
     s = gen.config.image_size
     g = round((gen._lib.palette.shape[1] / 3) ** 0.5)
@@ -176,8 +178,37 @@ def test_card_backdrop_takes_up_the_card_items_colours(studio, ctx, model):
     # the top edge's middle: neither product nor card nor label covers it
     np.testing.assert_allclose(out.images[0, 0, s // 2], want[0, s // 2], atol=1.0)
     plain = studio.generate(ctx, [item, item], [user, None])
-    np.testing.assert_array_equal(out.images[1], plain.images[1])  # no card, no change: the cVAE's backdrop
+    np.testing.assert_array_equal(out.images[1], plain.images[1])  # no card, no change: the neutral backdrop
     assert not np.array_equal(out.images[0], plain.images[0])
+
+
+def test_personal_backdrop_has_the_users_favourite_colours_and_the_mood_without_one(studio, ctx, model):
+    """``backdrop="history"`` (default): a user with photographed liked items gets the backdrop of their
+    favourite colour layout; ``backdrop="mood"``, and a user none of whose liked items has a photo,
+    the mood cVAE's."""
+    import copy
+    from dataclasses import replace
+
+    from recgen.generators.studio import _grids
+
+    user, seen = _user_with_history(model, studio)
+    item = next(i for i in model.items.ids if i in studio._row and i not in seen)
+    s = studio.config.image_size
+    liked = ctx.user_histories([user], liked=True)[0]
+    want = studio._backdrops(_grids(studio._favourite_palette(liked)))[0]
+    out = studio.generate(ctx, [item], [user])
+    np.testing.assert_allclose(out.images[0, 0, s // 2], want[0, s // 2], atol=1.0)  # the top edge's middle
+    mood = copy.copy(studio)
+    mood.config = replace(studio.config, backdrop="mood")
+    uvec = ctx.user_vectors([user])
+    seeds = np.array([zlib.crc32(f"0\0{item}".encode())], dtype=np.int64)
+    cvae = studio._moods(uvec, seeds)[0]
+    np.testing.assert_allclose(mood.generate(ctx, [item], [user]).images[0, 0, s // 2], cvae[0, s // 2], atol=1.0)
+    bare = copy.copy(studio)  # the same user, whose liked items the library has no photo of
+    bare._row = {i: r for i, r in studio._row.items() if i not in set(liked)}
+    got = bare.generate(ctx, [item], [user])
+    assert got.anchors == [None]
+    np.testing.assert_allclose(got.images[0, 0, s // 2], cvae[0, s // 2], atol=1.0)
 
 
 def test_personal_preview_shows_an_item_of_the_users_own_history(studio, ctx, model):
@@ -227,19 +258,100 @@ def test_card_sits_in_a_corner_the_product_leaves_empty(studio, ctx, model):
         studio.add_photos(ctx, [item], [Image.fromarray(studio._lib.photo[0].numpy())])  # (any shop photo back)
 
 
-def test_card_hides_none_of_a_product_that_leaves_no_corner_free(studio, ctx, model):
-    """A large product leaves no corner free: it moves up-left and shrinks only as far as needed for
-    the card to cover none of it (before, the card could hide up to 9% of a shop product)."""
+def _big_product(studio, ctx, model, full=False, **config):
+    """A copy of ``studio`` (``config`` changed) whose photo of an item the user has not seen is a large
+    product that leaves no corner free for the card, a cut-out or (``full``) a picture that fills its
+    box: ``(gen, user, seen, item)``."""
     import copy
+    from dataclasses import replace
+
+    from PIL import ImageDraw
 
     gen = copy.deepcopy(studio)
+    gen.config = replace(gen.config, **config)
+    gen._fresh_caches()
     user, seen = _user_with_history(model, gen)
     item = next(i for i in model.items.ids if i in gen._row and i not in seen)
     big = Image.new("RGB", (96, 96), (248, 248, 248))
-    from PIL import ImageDraw
-
-    ImageDraw.Draw(big).rectangle((4, 6, 91, 89), fill=(10, 200, 30), outline=(40, 40, 40))
+    draw = ImageDraw.Draw(big)
+    if full:  # a rectangle fills its box: a full-bleed picture
+        draw.rectangle((4, 6, 91, 89), fill=(10, 200, 30), outline=(40, 40, 40))
+    else:  # a cut-out whose corners the card would still overlap
+        draw.ellipse((2, 2, 93, 93), fill=(10, 200, 30), outline=(40, 40, 40))
     gen.add_photos(ctx, [item], [big])
+    return gen, user, seen, item
+
+
+def test_a_cut_out_that_leaves_no_corner_free_keeps_its_place_on_the_users_favourite_colours(studio, ctx, model):
+    """No corner free for the card on a cut-out product: the card is left out, the product keeps the
+    neutral layout's pixels and place (before, it shrank and moved up-left, and the attribute judges
+    read it worse), and the backdrop has the user's favourite colours."""
+    gen, user, seen, item = _big_product(studio, ctx, model)
+    assert not gen._bleeds(gen._row[item])
+    s = gen.config.image_size
+    r = gen._row[item]
+    assert gen._free_corner(r, round(gen.config.product_scale * s), round(gen.config.inset_scale * s), False) is None
+    out = gen.generate(ctx, [item, item], [user, None])
+    assert out.anchors == [None, None]
+    personal, neutral = out.images.astype(int)
+    side = round(gen.config.product_scale * s)
+    off = (s - side) // 2
+    product = np.zeros((s, s), bool)
+    product[off:off + side, off:off + side] = gen._sized(r, side)[2][..., 0] >= 0.999
+    np.testing.assert_array_equal(personal[product], neutral[product])  # same place, same pixels
+    # the backdrop: the user's favourite colour layout, as light as mood_strength
+    liked = GenerationContext(model).user_histories([user], liked=True)[0]
+    from recgen.generators.studio import _grids
+
+    want = gen._backdrops(_grids(gen._favourite_palette(liked)))[0]
+    _, keep, alpha = gen._sized(r, side)
+    corner = np.ones((s, s), bool)  # pure backdrop: neither product nor its shadow
+    corner[off:off + side, off:off + side] = (alpha[..., 0] == 0) & (keep == 1).all(-1)
+    assert corner.sum() > 100
+    assert np.abs(personal[corner] - np.clip(want[corner], 0, 255).round()).max() <= 1
+    assert np.abs(personal[corner] - neutral[corner]).mean() > 8  # visibly not the white of the neutral one
+    # shrink_for_card: the cut-out moves and shrinks to make room for the card instead
+    gen, user, seen, item = _big_product(studio, ctx, model, shrink_for_card=True)
+    out = gen.generate(ctx, [item, item], [user, None])
+    assert out.anchors[0] in seen
+    assert not np.array_equal(out.images[0][product], out.images[1][product])
+
+
+def test_favourite_palette_is_the_most_typical_item_of_the_colour_picked_most(studio):
+    """The colour cluster the history's main colours fall in most often (a tie: the more colourful),
+    and in it the item whose colour layout is nearest (summed squared distance) to the others'; None
+    when no history item has a photo."""
+    lib = studio._lib
+    pal = lib.palette.numpy().astype(np.float64)
+    centres = lib.colour_centres.numpy()
+    assert len(centres) >= 2
+    cluster = ((lib.main.numpy()[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    by = {c: np.flatnonzero(cluster == c) for c in np.unique(cluster)}
+    big, small = [c for c in by if len(by[c]) >= 3][:2]
+
+    def medoid(rows):
+        d = ((pal[rows][:, None] - pal[rows][None]) ** 2).sum(-1).sum(1)
+        return pal[rows[int(np.argmin(d))]]
+
+    three, two = list(by[big][:3]), list(by[small][:2])
+    history = ["no-such-item"] + [studio.ids[r] for r in three[:1] + two + three[1:]]
+    np.testing.assert_allclose(studio._favourite_palette(history), medoid(three), atol=1e-6)
+    chroma = centres.max(1) - centres.min(1)
+    assert chroma[big] != chroma[small]
+    colourful = two if chroma[small] > chroma[big] else three[:2]
+    for tie in (three[:2] + two, two + three[:2]):  # two each: the more colourful cluster, in either order
+        np.testing.assert_allclose(studio._favourite_palette([studio.ids[r] for r in tie]), medoid(colourful),
+                                   atol=1e-6)
+    assert studio._favourite_palette(["no-such-item"]) is None
+    assert studio._favourite_palette([]) is None
+
+
+def test_card_hides_none_of_a_product_that_leaves_no_corner_free(studio, ctx, model):
+    """A large full-bleed picture leaves no corner free: it moves up-left and shrinks only as far as
+    needed for the card to cover none of it (before, the card could hide up to 9% of a product)."""
+    gen, user, seen, item = _big_product(studio, ctx, model, full=True)
+    assert gen._bleeds(gen._row[item])  # a full-bleed picture makes room for the card (any product does
+    # with shrink_for_card)
     s = gen.config.image_size
     card = round(gen.config.inset_scale * s)
     r = gen._row[item]
@@ -917,7 +1029,12 @@ def test_the_card_never_shows_an_item_the_user_rated_low(studio, ctx, model, sam
     recs, _ = model.recommend_batch(users, k=1)
     pairs = [(u, str(r[0])) for u, r in zip(users, recs) if r[0] and str(r[0]) in studio._row]
     us, items = [u for u, _ in pairs], [i for _, i in pairs]
-    shown = studio.generate(ctx, items, us, seed=0).anchors
+    import copy
+    from dataclasses import replace
+
+    every = copy.copy(studio)  # every product makes room for the card: each personal pair shows one
+    every.config = replace(studio.config, shrink_for_card=True)
+    shown = every.generate(ctx, items, us, seed=0).anchors
     assert sum(a is not None for a in shown) > 0.8 * len(pairs)
     assert all(rating[(u, a)] >= 4 for u, a in zip(us, shown) if a is not None), \
         [(u, a, rating[(u, a)]) for u, a in zip(us, shown) if a is not None and rating[(u, a)] < 4]

@@ -7,22 +7,30 @@ Two jobs, one generator (registry name ``"studio"``):
   full-bleed images such as posters keep the whole frame), and its shadow is kept as shading.
   What adapts to the user is the presentation around it:
 
-  - the **backdrop** comes from :class:`~recgen.generators.nets.studio.MoodCVAE`, a
-    conditional VAE trained to produce the low-frequency colour "mood" of the items a user
-    liked from that user's taste vector (so users known only by reviews or text get one
-    too). A cVAE's decoder regresses toward the population's mood (most users liked many
-    colours), so a user's own difference from it is faint; the backdrop takes that
-    difference ``mood_contrast`` times (2.5 by default) before it is blended, light, over
-    white. The neutral preview's backdrop is plain white by default, as a catalog photo's is
-    (``neutral_mood_strength`` > 0 tints it with the population's mood);
+  - the **backdrop** takes the colours the user picks most (``backdrop="history"``): the
+    main colours of the items they liked fall into the library's colour clusters, and the
+    colour layout of the most typical item (the medoid of the layouts) of the cluster they
+    picked most often is blended, light, over white. Every colour of it is traceable to the
+    user's own history, and two users with different favourites get visibly different
+    backdrops. Users without a photographed liked item (known only by reviews or text) get
+    the colour "mood" of :class:`~recgen.generators.nets.studio.MoodCVAE`, a conditional VAE
+    trained to produce the low-frequency colours of the items a user liked from that user's
+    taste vector (``backdrop="mood"`` gives it to every user). A cVAE's decoder regresses
+    toward the population's mood (most users liked many colours), so a user's own difference
+    from it is faint; the mood takes that difference ``mood_contrast`` times (2.5 by
+    default). The neutral preview's backdrop is plain white by default, as a catalog photo's
+    is (``neutral_mood_strength`` > 0 tints it with the population's mood);
   - **"goes with what you have"**: a small card shows an item from the user's own history
     that they did not rate low (``ProfileConfig.like_threshold``; by default the history item
     most similar to this one in the shared space;
     :meth:`StudioGenerator.generate` takes the blurb's choice through ``anchors`` so the
     picture and the words name the same item). The card goes in a corner the product leaves
-    empty, so the product keeps the neutral layout's size; when no corner is free (a
-    full-bleed poster, a wide product) the product moves up-left, at most ``personal_scale``
-    and smaller only if the card would otherwise hide part of it.
+    empty, so the product keeps the neutral layout's size and place. When no corner is free (a
+    wide or tall product) the card is left out and the backdrop alone is personal: shrinking
+    the product to make room made it read worse, to people and to the attribute judges. A
+    full-bleed picture (a poster) has no backdrop to speak of, so it moves up-left to make
+    room, at most ``personal_scale`` and smaller only if the card would otherwise hide part of
+    it (``shrink_for_card`` makes every product do that).
 
   Faithfulness holds by construction (no product pixel is generated), and the preview is as
   sharp as the photo at the same scale.
@@ -92,6 +100,7 @@ _KIND = "studio-generator"
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MODES = ("auto", "photo", "text")
 TEXT_PREVIEWS = ("auto", "exemplar", "title")
+BACKDROPS = ("history", "mood", "card")
 
 
 @dataclass
@@ -106,15 +115,26 @@ class StudioConfig:
         The product's share of the preview's side in the neutral layout.
     personal_scale : float
         Its largest share when a history item's card is shown and no corner of the picture is
-        free of the product: the product moves up-left, and shrinks further only as far as it
-        must for the card to hide none of it.
+        free of the product (full-bleed pictures, or any product with ``shrink_for_card``): the
+        product moves up-left, and shrinks further only as far as it must for the card to hide
+        none of it.
     inset_scale : float
         Side of the history item's card, as a share of the preview's side.
+    shrink_for_card : bool
+        When a cut-out product leaves no corner free for the card: False (default) leaves the
+        card out (the backdrop alone is personal); True moves the product up-left and shrinks it
+        to make room, as full-bleed pictures always do.
+    backdrop : {"history", "mood", "card"}
+        Where a personal backdrop's colours come from. ``history``: the user's favourite colour
+        (the colour layout of the most typical liked item in the colour cluster the user picked
+        most; the mood cVAE's sample for users without a photographed liked item). ``mood``: the
+        mood cVAE's sample. ``card``: the colour layout of the history item the card shows (or
+        would show, when no corner is free), so backdrop and card read as one composition.
     inset : bool
         Show the "goes with what you have" card (off: the backdrop alone personalizes).
     mood_strength : float
-        How far a user's backdrop moves from white toward the mood colours (0..1); light by
-        default so the product stays the subject.
+        How far a user's backdrop moves from white toward its colours (0..1); light by default
+        so the product stays the subject.
     mood_contrast : float
         How far a user's mood is taken from the population's (the mood the cVAE decodes for the
         neutral user from the same latent sample): population + ``mood_contrast`` x (user -
@@ -173,12 +193,8 @@ class StudioConfig:
         (no plain background to cut the product from), else ``exemplar``.
     mark_generated : bool
         Draw a "generated" label on previews made without the item's photo.
-    card_backdrop : bool
-        When a history card is shown, the backdrop takes up the card item's colour layout
-        (its palette, as light as ``mood_strength``) instead of the mood cVAE's sample, so
-        backdrop and card read as one composition; previews without a card keep the cVAE's.
     history_limit : int
-        Most recent history items considered for the card.
+        Most recent history items considered for the card and the backdrop.
     batch_size : int
     lr : float
     seed : int
@@ -190,6 +206,8 @@ class StudioConfig:
     personal_scale: float = 0.82
     inset_scale: float = 0.4
     inset: bool = True
+    shrink_for_card: bool = False
+    backdrop: str = "history"
     mood_strength: float = 0.32
     mood_contrast: float = 2.5
     neutral_mood_strength: float = 0.0
@@ -210,7 +228,6 @@ class StudioConfig:
     colour_clusters: int = 16
     text_previews: str = "auto"
     mark_generated: bool = True
-    card_backdrop: bool = False
     history_limit: int = 50
     batch_size: int = 64
     lr: float = 2e-3
@@ -232,6 +249,8 @@ class StudioConfig:
                 raise ValueError(f"{name} must be a number in [0, 1]; got {v!r}")
         if self.text_previews not in TEXT_PREVIEWS:
             raise ValueError(f"text_previews must be one of {TEXT_PREVIEWS}; got {self.text_previews!r}")
+        if self.backdrop not in BACKDROPS:
+            raise ValueError(f"backdrop must be one of {BACKDROPS}; got {self.backdrop!r}")
         self._check_number("mood_contrast", 0.0, 10.0, "a number in [0, 10] (1 = the cVAE's own mood)")
         if self.adversarial_weight < 0 or self.lr <= 0:
             raise ValueError("adversarial_weight must be >= 0 and lr > 0")
@@ -1026,6 +1045,27 @@ class StudioGenerator:
                 m = np.clip(population + cfg.mood_contrast * (m - population), 0.0, 1.0)
         return self._backdrops(m, strength)
 
+    def _canvases(self, user_ids, known, histories, user_vecs, seeds) -> np.ndarray:
+        """Each row's backdrop, float (n, S, S, 3) in 0..255: the user's favourite colours
+        (``backdrop="history"``, for users with a photographed liked item), else the mood cVAE's
+        sample (white at the default ``neutral_mood_strength`` for the neutral preview)."""
+        cfg = self.config
+        n, s = len(user_ids), cfg.image_size
+        favourite: dict = {}
+        if cfg.backdrop == "history":
+            for j, u in enumerate(user_ids):
+                if known[j] and u not in favourite:
+                    favourite[u] = self._favourite_palette(histories[j])
+        own = [j for j in range(n) if known[j] and favourite.get(user_ids[j]) is not None]
+        mood = np.setdiff1d(np.arange(n), own)
+        canvases = np.empty((n, s, s, 3), np.float32)
+        if len(mood):
+            strength = np.where(np.asarray(known)[mood], cfg.mood_strength, cfg.neutral_mood_strength)
+            canvases[mood] = self._moods(np.asarray(user_vecs)[mood], seeds[mood], strength)
+        if own:
+            canvases[own] = self._backdrops(_grids(np.stack([favourite[user_ids[j]] for j in own])))
+        return canvases
+
     def _mood_net64(self):
         """The mood cVAE in float64 (a copy, made once per fitted or loaded network)."""
         import copy
@@ -1269,6 +1309,45 @@ class StudioGenerator:
         self._sized_cache[cache_key] = found
         return found
 
+    def _bleeds(self, key: int | tuple, made: dict | None = None) -> bool:
+        """Whether product ``key`` is a full-bleed picture (its matte fills its box: a poster)."""
+        cache_key = ("bleeds", key)
+        hit = self._sized_cache.get(cache_key, MISSING)
+        if hit is MISSING:
+            hit = _full_bleed(self._matte(key, round(self.config.personal_scale * self.config.image_size),
+                                          made)) is not None
+            self._sized_cache[cache_key] = hit
+        return hit
+
+    def _favourite_palette(self, history: list[str]) -> np.ndarray | None:
+        """The colour layout (flat, as the library stores it) of the user's favourite colour, or None
+        when no history item has a photo.
+
+        Among the photographed items of the last ``history_limit`` of ``history`` (liked items,
+        oldest first), the main colours fall into the library's colour clusters; in the cluster
+        picked most often, the item whose layout is nearest to the others' (least summed squared
+        distance: the medoid) gives it. A tie goes to the more colourful cluster (a colour says
+        more about a taste than black, white or grey do, and a grey backdrop reads as a dull
+        photo), then to the one picked last. A library too small for colour clusters takes the
+        medoid of all."""
+        lib = self._lib
+        have = [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
+        if not have:
+            return None
+        centres = lib.colour_centres.numpy()
+        if len(centres):
+            cluster = ((lib.main.numpy()[have][:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+            count = np.bincount(cluster, minlength=len(centres))
+            latest = np.full(len(centres), -1)
+            np.maximum.at(latest, cluster, np.arange(len(have)))  # the last position each cluster was picked at
+            chroma = centres.max(1) - centres.min(1)
+            best = np.lexsort((latest, chroma, count))[-1]  # most often, then the more colourful, then the latest
+            have = [r for r, c in zip(have, cluster) if c == best]
+        pal = lib.palette.numpy()[have].astype(np.float64)
+        sq = (pal * pal).sum(1)
+        d = sq[:, None] + sq[None, :] - 2.0 * pal @ pal.T
+        return pal[int(np.argmin(d.sum(1)))].astype(np.float32)
+
     def _anchor(self, item_row: int | None, item_vec: np.ndarray, history: list[str]) -> int | None:
         """Library row of the history item to show beside the product (most similar look), or None."""
         have = [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
@@ -1333,7 +1412,9 @@ class StudioGenerator:
         uvecs = context.user_vectors(user_ids)
         known = [u is not None and bool(np.any(v)) for u, v in zip(user_ids, uvecs)]
         seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
-        canvases = self._moods(uvecs, seeds, np.where(known, cfg.mood_strength, cfg.neutral_mood_strength))
+        histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)], liked=True) \
+            if cfg.inset or cfg.backdrop == "history" else [[] for _ in item_ids]
+        canvases = self._canvases(user_ids, known, histories, uvecs, seeds)
         products: list[tuple | None] = [None] * len(item_ids)  # keys of generated products
         made: dict[tuple, tuple] = {}  # this call's generated products (rgb, alpha, bg, exemplar row)
         gen_idx = [j for j, g in enumerate(generated) if g]
@@ -1357,8 +1438,6 @@ class StudioGenerator:
                 self._text_cache.update((keys[k], p) for k, p in zip(todo, edited))
             for k, j in enumerate(gen_idx):
                 products[j] = keys[k]
-        histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)], liked=True) \
-            if cfg.inset else [[] for _ in item_ids]
         fused = context.item_vectors(rows, "image")
         shown: list[str | None] = []
         for j, i in enumerate(item_ids):
@@ -1370,7 +1449,7 @@ class StudioGenerator:
                 else:
                     a = self._anchor(self._row.get(i), fused[j], histories[j])
             canvas = canvases[j]
-            if a is not None and cfg.card_backdrop:  # the backdrop takes up the card's colours
+            if a is not None and cfg.backdrop == "card":  # the backdrop takes up the card's colours
                 canvas[:] = self._backdrops(_grids(self._lib.palette[a].numpy()))[0]
             key = self._row[i] if products[j] is None else products[j]
             shape = self._shape(key, made)
@@ -1378,6 +1457,9 @@ class StudioGenerator:
             card = round(cfg.inset_scale * s)
             corner = None if a is None else self._free_corner(shape, side, card, generated[j] and cfg.mark_generated,
                                                               made)
+            if a is not None and corner is None and not cfg.shrink_for_card and not self._bleeds(shape, made):
+                a = None  # no corner is free and the product is a cut-out: it keeps its size and place, and
+                # the backdrop alone is personal
             if a is None or corner is not None:  # the product as in the neutral layout (the card, if any,
                 # sits in a corner the product leaves empty)
                 _paste_sized(canvas, self._sized(key, side, made), (s - side) // 2, (s - side) // 2)
@@ -1458,6 +1540,10 @@ def _as_saved(settings: dict[str, Any]) -> dict[str, Any]:
     # before neutral_mood_strength, the neutral user's backdrop was the population's mood at the users' strength
     out.setdefault("neutral_mood_strength", out.get("mood_strength", StudioConfig.mood_strength))
     out.setdefault("editor_keep_weight", 0.0)  # how its editor was trained (a training setting only)
+    # before the backdrop setting: the card's colours when card_backdrop, else the mood cVAE's; and a product
+    # that left no corner free shrank for the card
+    out.setdefault("backdrop", "card" if out.pop("card_backdrop", False) else "mood")
+    out.setdefault("shrink_for_card", True)
     return out
 
 
