@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -53,6 +54,10 @@ def _base_generator(gen, rev: str, where: Path):
     base = studio.StudioGenerator.__new__(studio.StudioGenerator)
     base.__dict__.update(copy.copy(gen.__dict__))
     base._nets = dict(gen._nets)
+    # the revision's own settings class: the settings both have keep this tree's values, settings only the
+    # revision has keep its defaults (its outputs then differ where the two draw differently by design)
+    fields = {f.name for f in dataclasses.fields(studio.StudioConfig)}
+    base.config = studio.StudioConfig(**{k: v for k, v in dataclasses.asdict(gen.config).items() if k in fields})
     ed = gen._nets.get("editor")
     if ed is not None:
         twin = nets.BilateralEditor(ed.cond[0].in_features, grid=ed.grid, depth=ed.depth,

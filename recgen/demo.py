@@ -268,11 +268,14 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
     real = np.stack([np.asarray(load_image(p).resize((size, size))) for p in items["image_path"]])
     row_of = {i: r for r, i in enumerate(items["item_id"])}
     attrs = None
-    judge = None
+    judge = page_judge = None
     if "attributes" in items and items["attributes"].map(lambda a: isinstance(a, dict) and "category" in a).all():
         names = [a for a in ("category", "colour", "pattern") if all(a in d for d in items["attributes"])]
         attrs = {a: items["attributes"].map(lambda d: str(d[a])).tolist() for a in names}
         judge = AttributeJudge(tuple(names), seed=seed).fit(real, attrs)
+        # also trained on page-like copies of the photos (a second photo in a corner, a light backdrop):
+        # the strict judge reads a real product on a tinted backdrop as a different product
+        page_judge = AttributeJudge(tuple(names), seed=seed, distractors=2, backdrops=2).fit(real, attrs)
     users = [str(u) for u in model.profiles.user_ids_][:200]
     top, _ = model.recommend_batch(users, k=5)
     hidden_set = set(hidden)
@@ -291,8 +294,11 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         other = gen.generate([contrast.get(u) for u in us], its, seed=seed, blurbs=False).images
         histories = [real[[row_of[h] for h in hist.get(u, [])[-20:] if h in row_of]] for u in us]
         labels = {a: [v[row_of[i]] for i in its] for a, v in attrs.items()} if attrs else None
-        return judge_previews(personal, [row_of[i] for i in its], real, neutral=neutral, contrast=other,
-                              histories=histories, judge=judge, labels=labels, seed=seed)
+        m = judge_previews(personal, [row_of[i] for i in its], real, neutral=neutral, contrast=other,
+                           histories=histories, judge=judge, labels=labels, seed=seed)
+        if page_judge is not None:
+            m["attributes_page"] = page_judge.accuracy(personal, labels)
+        return m
 
     pm = judged(photo_pairs, None)
     text_pairs = [(users[j % len(users)], i) for j, i in enumerate(hidden) if i in row_of]
@@ -314,6 +320,9 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         if "attributes" in m:
             r.append(["attribute accuracy (judge trained on real photos): " + ", ".join(m["attributes"]),
                       " / ".join(f"{v:.3f}" for v in m["attributes"].values())])
+        if "attributes_page" in m:
+            r.append(["the same, by a judge also trained on the photos as a page shows them (beside a second "
+                      "photo, on a light backdrop)", " / ".join(f"{v:.3f}" for v in m["attributes_page"].values())])
         if "personalization_presentation" in m:
             p = m["personalization_presentation"]
             r.append(["personalization: hue of what changed for the user (backdrop, card) vs the neutral preview, "
@@ -366,9 +375,9 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         sheets.append({"user_id": u, "other": v, "title": titles.get(item, item), "item_id": item,
                        "cells": [("real photo", array_data_uri(real[row_of[item]]), ""),
                                  ("neutral preview", array_data_uri(both.images[0]), ""),
-                                 (f"for {u}", array_data_uri(both.images[1]), _anchor_note(both.anchors[1], titles)),
+                                 (f"for {u}", array_data_uri(both.images[1]), _anchor_note(both, 1, titles)),
                                  (f"for {v} (contrasting taste)", array_data_uri(both.images[2]),
-                                  _anchor_note(both.anchors[2], titles))],
+                                  _anchor_note(both, 2, titles))],
                        "blurbs": [(u, both.blurbs[1]), (v, both.blurbs[2])]})
     shown_user = shown[0] if shown else None
     for i in hidden[:8]:
@@ -381,8 +390,14 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
     return {(u, i): (array_data_uri(res.images[j]), res.blurbs[j]) for j, (u, i) in enumerate(pairs)}
 
 
-def _anchor_note(anchor: str | None, titles: dict) -> str:
-    return f"beside: {titles.get(anchor, anchor)} (from their history)" if anchor else "no history item shown"
+def _anchor_note(out, row: int, titles: dict) -> str:
+    """The caption of a personal preview: the history item its card shows, or why it shows none."""
+    shown = out.shown[row] if out.shown else None
+    if shown:
+        return f"beside: {titles.get(shown, shown)} (from their history)"
+    if out.anchors[row]:
+        return "no card: the product leaves no corner free"
+    return "no history item shown"
 
 
 def _jsonable(obj):

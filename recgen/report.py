@@ -41,8 +41,9 @@ _TEMPLATE = """<!doctype html>
 {% for p in plots %}<div style="display:inline-block;margin:0 1rem 1rem 0;vertical-align:top"><h3>{{ p.title }}</h3>{{ p.svg }}</div>{% endfor %}
 {% if sheets %}<h2>Generated previews: what each user sees</h2>
 <p class="note">For a recommended item: its real photo, the neutral preview (any user), this user's preview and the
-preview for the user whose taste is least like theirs. The product's own pixels are kept; the backdrop comes from the
-user's taste and the card shows an item from their own history. Below each, the two users' blurbs.</p>
+preview for the user whose taste is least like theirs. The product's own pixels are kept; the backdrop takes the
+user's favourite colour, from their history, and a card in a corner the product leaves free shows an item from that
+history. Below each, the two users' blurbs.</p>
 {% for s in sheets %}<div class="sheet"><h3>{{ s.title }} <span class="note">({{ s.item_id }}) for {{ s.user_id }} vs {{ s.other }}</span></h3>
 <div class="row">{% for label, src, cap in s.cells %}<figure><img src="{{ src }}" alt="{{ label }}"><figcaption>{{ label }}{% if cap %}<br><span class="note">{{ cap }}</span>{% endif %}</figcaption></figure>{% endfor %}</div>
 {% for u, b in s.blurbs %}<p class="blurb"><b>{{ u }}:</b> {{ b }}</p>{% endfor %}</div>{% endfor %}{% endif %}

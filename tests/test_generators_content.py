@@ -75,6 +75,7 @@ def test_generate_shapes_determinism_and_grounding(gen, model, sample):
     assert faithfulness(a.blurbs, cited, connectives=TEMPLATE_WORDS)["mean"] == 1.0
     assert all(s and (anchor_of(s) is None or anchor_of(s) in h) for s, h in zip(a.sources, hist))
     assert a.anchors == [anchor_of(s) for s in a.sources]  # the output names the blurb's history item
+    assert a.shown == [None] * 4  # the cVAE's previews show no history card
 
 
 def test_blurb_metrics_compare_with_held_out_text_only_when_given_and_run_the_swap_test(gen, model, sample):

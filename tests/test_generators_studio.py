@@ -827,7 +827,9 @@ def test_content_generator_shows_the_history_item_the_blurb_names(model, sample,
     items.loc[items["item_id"].astype(str).isin(hide), "image_path"] = None
     catalog = CatalogData(items=items, reviews=sample.reviews, interactions=sample.interactions)
     gen = ContentGenerator(GenerationConfig(image_generator="studio", blurb_generator="grounded",
-                                            image_overrides=dict(TINY, editor=False))).fit(model, catalog)
+                                            # every product makes room for the card: each named item is shown
+                                            image_overrides=dict(TINY, editor=False, shrink_for_card=True))
+                           ).fit(model, catalog)
     users = [str(u) for u in model.profiles.user_ids_[:24]]
     items = [str(i) for i in model.items.ids[10:70] if str(i) not in hide][:24]  # (no editor: photos only)
     liked = GenerationContext(model, catalog).user_histories(users, liked=True)
@@ -836,14 +838,14 @@ def test_content_generator_shows_the_history_item_the_blurb_names(model, sample,
     first = gen.generate(users, items, cache=cache)
     named = [anchor_of(s) for s in first.sources]
     assert sum(a is not None for a in named) > len(users) // 2
-    for a, shown in zip(named, first.anchors):
+    for a, anchor, shown in zip(named, first.anchors, first.shown):
         if a is not None:
-            assert shown == a and a not in hide  # the picture shows what the words name
+            assert anchor == shown == a and a not in hide  # the picture shows what the words name
     # blurbs asked for alone are the same blurbs (a page may fetch them apart from the pictures)
     assert gen.generate(users, items, images=False).blurbs == first.blurbs
     again = gen.generate(users, items, cache=cache)
     assert again.from_cache.all()
-    assert again.anchors == first.anchors and again.generated == first.generated
+    assert again.anchors == first.anchors and again.generated == first.generated and again.shown == first.shown
     np.testing.assert_array_equal(again.images, first.images)
 
 

@@ -91,6 +91,10 @@ class GenerationOutput:
     generated : list of bool
         Whether each preview was made without the item's own photo: show it marked as
         generated. Empty when previews are off.
+    shown : list of (str or None)
+        The history item each preview shows on its card, None where it shows none (e.g. the
+        product leaves no corner free, while the blurb may still name one). Empty when
+        previews are off.
     """
 
     user_ids: list[str]
@@ -101,6 +105,7 @@ class GenerationOutput:
     from_cache: np.ndarray
     anchors: list[str | None] = field(default_factory=list)
     generated: list[bool] = field(default_factory=list)
+    shown: list[str | None] = field(default_factory=list)
 
 
 class GenerationCache:
@@ -373,6 +378,7 @@ class ContentGenerator:
         sources: list[list[str]] = [[] for _ in range(n)]
         anchors: list[str | None] = list(named) if named is not None else [None] * n
         generated: list[bool] = []
+        shown: list[str | None] = []
         if "preview" in values:
             size = self.image_gen.config.image_size
             out_images = np.zeros((n, size, size, 3), dtype=np.uint8)
@@ -380,12 +386,13 @@ class ContentGenerator:
                 out_images[i] = image
                 anchors[i] = anchor if anchor is not None else anchors[i]
                 generated.append(gen_flag)
+                shown.append(anchor)
         if "blurb" in values:
             out_blurbs = [text for text, _, _ in values["blurb"]]
             sources = [list(src) for _, src, _ in values["blurb"]]
         return GenerationOutput(user_ids=[str(u) if u is not None else "" for u in user_ids], item_ids=item_ids,
                                 images=out_images, blurbs=out_blurbs, sources=sources, from_cache=hits,
-                                anchors=anchors, generated=generated)
+                                anchors=anchors, generated=generated, shown=shown)
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:

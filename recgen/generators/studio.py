@@ -119,7 +119,10 @@ class StudioConfig:
         product moves up-left, and shrinks further only as far as it must for the card to hide
         none of it.
     inset_scale : float
-        Side of the history item's card, as a share of the preview's side.
+        Side of the history item's card, as a share of the preview's side. The card is shown
+        only where a corner is free for it: on the sample shop, 12 of 49 held-out products at
+        0.40. Falling back to smaller cards (down to 0.28) showed one on most products, but the
+        attribute judges then read the product worse (``benchmarks/RESULTS.md``, ninth round).
     shrink_for_card : bool
         When a cut-out product leaves no corner free for the card: False (default) leaves the
         card out (the backdrop alone is personal); True moves the product up-left and shrinks it
@@ -1029,6 +1032,10 @@ class StudioGenerator:
     def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
         """Backdrops, float (n, S, S, 3) in 0..255, one per row (its own seed); ``strength`` per row (n,),
         ``config.mood_strength`` by default."""
+        return self._backdrops(self._mood_grids(user_vecs, seeds), strength)
+
+    def _mood_grids(self, user_vecs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The mood cVAE's colour grids, (n, 3, G, G) in 0..1, one per row (its own seed)."""
         import torch
 
         cfg = self.config
@@ -1043,28 +1050,27 @@ class StudioGenerator:
             if cfg.mood_contrast != 1.0:  # the user's difference from the population's mood, taken further
                 population = net.decode(z, torch.zeros_like(taste)).numpy()
                 m = np.clip(population + cfg.mood_contrast * (m - population), 0.0, 1.0)
-        return self._backdrops(m, strength)
+        return m
 
     def _canvases(self, user_ids, known, histories, user_vecs, seeds) -> np.ndarray:
         """Each row's backdrop, float (n, S, S, 3) in 0..255: the user's favourite colours
         (``backdrop="history"``, for users with a photographed liked item), else the mood cVAE's
         sample (white at the default ``neutral_mood_strength`` for the neutral preview)."""
         cfg = self.config
-        n, s = len(user_ids), cfg.image_size
         favourite: dict = {}
         if cfg.backdrop == "history":
             for j, u in enumerate(user_ids):
                 if known[j] and u not in favourite:
                     favourite[u] = self._favourite_palette(histories[j])
-        own = [j for j in range(n) if known[j] and favourite.get(user_ids[j]) is not None]
-        mood = np.setdiff1d(np.arange(n), own)
-        canvases = np.empty((n, s, s, 3), np.float32)
+        own = [j for j, u in enumerate(user_ids) if known[j] and favourite.get(u) is not None]
+        mood = np.setdiff1d(np.arange(len(user_ids)), own)
+        g = round((self._lib.palette.shape[1] / 3) ** 0.5)
+        grids = np.empty((len(user_ids), 3, g, g), np.float64)  # colour grids are small: the backdrops are made once
         if len(mood):
-            strength = np.where(np.asarray(known)[mood], cfg.mood_strength, cfg.neutral_mood_strength)
-            canvases[mood] = self._moods(np.asarray(user_vecs)[mood], seeds[mood], strength)
+            grids[mood] = self._mood_grids(np.asarray(user_vecs)[mood], seeds[mood])
         if own:
-            canvases[own] = self._backdrops(_grids(np.stack([favourite[user_ids[j]] for j in own])))
-        return canvases
+            grids[own] = _grids(np.stack([favourite[user_ids[j]] for j in own]))
+        return self._backdrops(grids, np.where(known, cfg.mood_strength, cfg.neutral_mood_strength))
 
     def _mood_net64(self):
         """The mood cVAE in float64 (a copy, made once per fitted or loaded network)."""
