@@ -204,6 +204,13 @@ def test_personal_backdrop_has_the_users_favourite_colours_and_the_mood_without_
     seeds = np.array([zlib.crc32(f"0\0{item}".encode())], dtype=np.int64)
     cvae = studio._moods(uvec, seeds)[0]
     np.testing.assert_allclose(mood.generate(ctx, [item], [user]).images[0, 0, s // 2], cvae[0, s // 2], atol=1.0)
+    # an item of the user's own history: the backdrop says what else they like
+    whole = studio._favourite_palette(liked)
+    mine = next(i for i in liked if i in studio._row  # one whose colours count in the favourite
+                and not np.array_equal(studio._favourite_palette([h for h in liked if h != i]), whole))
+    rest = studio._backdrops(_grids(studio._favourite_palette([h for h in liked if h != mine])))[0]
+    got = studio.generate(ctx, [mine], [user]).images[0, 0, s // 2]
+    np.testing.assert_allclose(got, rest[0, s // 2], atol=1.0)
     bare = copy.copy(studio)  # the same user, whose liked items the library has no photo of
     bare._row = {i: r for i, r in studio._row.items() if i not in set(liked)}
     got = bare.generate(ctx, [item], [user])
@@ -445,7 +452,8 @@ def test_an_artefact_saved_before_mood_contrast_keeps_its_look(studio, ctx, mode
     manifest = path / "manifest.json"
     data = json.loads(manifest.read_text())
     data["config"]["studio"]["mood_strength"] = 0.4
-    for added in ("mood_contrast", "neutral_mood_strength", "editor_keep_weight"):  # as an older recgen wrote it
+    for added in ("mood_contrast", "neutral_mood_strength", "editor_keep_weight", "backdrop",
+                  "shrink_for_card"):  # as an older recgen wrote it
         del data["config"]["studio"][added]
     data["digest"] = _manifest_digest(data)
     manifest.write_text(json.dumps(data))
@@ -453,9 +461,14 @@ def test_an_artefact_saved_before_mood_contrast_keeps_its_look(studio, ctx, mode
     assert old.config.mood_contrast == 1.0
     assert old.config.neutral_mood_strength == old.config.mood_strength == 0.4
     assert old.config.editor_keep_weight == 0.0  # how its editor was trained
+    assert old.config.backdrop == "mood" and old.config.shrink_for_card  # as it drew
     want = replace(studio.config, mood_strength=0.4, mood_contrast=1.0, neutral_mood_strength=0.4,
-                   editor_keep_weight=0.0)
+                   editor_keep_weight=0.0, backdrop="mood", shrink_for_card=True)
     assert old.config == want
+    data["config"]["studio"]["card_backdrop"] = True  # a card_backdrop artefact keeps the card's colours
+    data["digest"] = _manifest_digest(data)
+    manifest.write_text(json.dumps(data))
+    assert StudioGenerator.load(path).config == replace(want, backdrop="card")
     assert StudioGenerator.load(studio.save(tmp_path / "now")).config == studio.config
 
 

@@ -1052,24 +1052,31 @@ class StudioGenerator:
                 m = np.clip(population + cfg.mood_contrast * (m - population), 0.0, 1.0)
         return m
 
-    def _canvases(self, user_ids, known, histories, user_vecs, seeds) -> np.ndarray:
+    def _canvases(self, item_ids, user_ids, known, histories, user_vecs, seeds) -> np.ndarray:
         """Each row's backdrop, float (n, S, S, 3) in 0..255: the user's favourite colours
-        (``backdrop="history"``, for users with a photographed liked item), else the mood cVAE's
-        sample (white at the default ``neutral_mood_strength`` for the neutral preview)."""
+        (``backdrop="history"``, for users with a photographed liked item other than the row's
+        item: a backdrop says what else they like), else the mood cVAE's sample (white at the
+        default ``neutral_mood_strength`` for the neutral preview)."""
         cfg = self.config
+        keys: list = [None] * len(user_ids)
         favourite: dict = {}
         if cfg.backdrop == "history":
-            for j, u in enumerate(user_ids):
-                if known[j] and u not in favourite:
-                    favourite[u] = self._favourite_palette(histories[j])
-        own = [j for j, u in enumerate(user_ids) if known[j] and favourite.get(u) is not None]
+            for j, (i, u) in enumerate(zip(item_ids, user_ids)):
+                if not known[j]:
+                    continue
+                mine = i in histories[j]  # (rare: recommendations leave out what the user had)
+                keys[j] = (u, i if mine else None)
+                if keys[j] not in favourite:
+                    favourite[keys[j]] = self._favourite_palette([h for h in histories[j] if h != i] if mine
+                                                                 else histories[j])
+        own = [j for j, k in enumerate(keys) if k is not None and favourite[k] is not None]
         mood = np.setdiff1d(np.arange(len(user_ids)), own)
         g = round((self._lib.palette.shape[1] / 3) ** 0.5)
         grids = np.empty((len(user_ids), 3, g, g), np.float64)  # colour grids are small: the backdrops are made once
         if len(mood):
             grids[mood] = self._mood_grids(np.asarray(user_vecs)[mood], seeds[mood])
         if own:
-            grids[own] = _grids(np.stack([favourite[user_ids[j]] for j in own]))
+            grids[own] = _grids(np.stack([favourite[keys[j]] for j in own]))
         return self._backdrops(grids, np.where(known, cfg.mood_strength, cfg.neutral_mood_strength))
 
     def _mood_net64(self):
@@ -1124,9 +1131,14 @@ class StudioGenerator:
         logits -= logits.max(1, keepdims=True)
         prob = np.exp(logits)
         prob /= prob.sum(1, keepdims=True)
-        centres = lib.colour_centres.numpy()
-        own = ((lib.main.numpy()[np.asarray(exemplar_rows)][:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-        return centres[prob.argmax(1)], prob.max(1) > prob[np.arange(n), own]
+        own = self._colour_clusters(exemplar_rows)
+        return lib.colour_centres.numpy()[prob.argmax(1)], prob.max(1) > prob[np.arange(n), own]
+
+    def _colour_clusters(self, rows) -> np.ndarray:
+        """The library colour cluster of each library row's main colour, (n,) int."""
+        centres = self._lib.colour_centres.numpy()
+        mains = self._lib.main.numpy()[np.asarray(rows, dtype=np.int64)]
+        return ((mains[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
 
     def _recoloured(self, exemplar_rows: np.ndarray, text_vecs: np.ndarray, photos: np.ndarray,
                     alphas: np.ndarray) -> np.ndarray:
@@ -1285,7 +1297,7 @@ class StudioGenerator:
         c0 = s - card - margin  # the card's top-left, on both axes
         top = round(self.config.personal_scale * s)
         ref = self._matte(key, top, made)
-        bleed = _full_bleed(ref) is not None
+        bleed = self._bleeds(key, made)
         sides = list(range(top, max(8, round(0.5 * s)) - 1, -max(1, s // 64)))
         # resizing is the cost: the top-size matte, scaled, estimates where to start, and the exact
         # check starts one step above that estimate (usually one to three resizes, not up to twenty)
@@ -1342,7 +1354,7 @@ class StudioGenerator:
             return None
         centres = lib.colour_centres.numpy()
         if len(centres):
-            cluster = ((lib.main.numpy()[have][:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+            cluster = self._colour_clusters(have)
             count = np.bincount(cluster, minlength=len(centres))
             latest = np.full(len(centres), -1)
             np.maximum.at(latest, cluster, np.arange(len(have)))  # the last position each cluster was picked at
@@ -1420,7 +1432,7 @@ class StudioGenerator:
         seeds = np.array([zlib.crc32(f"{int(seed)}\0{i}".encode()) for i in item_ids], dtype=np.int64)
         histories = context.user_histories([u if k else None for u, k in zip(user_ids, known)], liked=True) \
             if cfg.inset or cfg.backdrop == "history" else [[] for _ in item_ids]
-        canvases = self._canvases(user_ids, known, histories, uvecs, seeds)
+        canvases = self._canvases(item_ids, user_ids, known, histories, uvecs, seeds)
         products: list[tuple | None] = [None] * len(item_ids)  # keys of generated products
         made: dict[tuple, tuple] = {}  # this call's generated products (rgb, alpha, bg, exemplar row)
         gen_idx = [j for j, g in enumerate(generated) if g]
