@@ -351,6 +351,19 @@ def test_favourite_palette_is_the_most_typical_item_of_the_colour_picked_most(st
                                    atol=1e-6)
     assert studio._favourite_palette(["no-such-item"]) is None
     assert studio._favourite_palette([]) is None
+    # a library too small for colour clusters: the medoid of all the history's layouts
+    import copy
+
+    import torch
+
+    bare = copy.copy(studio)
+    lib = copy.copy(studio._lib)  # (a shallow copy: the buffers dict is its own)
+    lib._buffers = dict(lib._buffers, colour_centres=torch.zeros((0, 3)))
+    bare._nets = {**studio._nets, "library": lib}
+    everything = medoid(three[:1] + two + three[1:])
+    assert not np.allclose(everything, medoid(three))  # (the two rules pick differently here)
+    np.testing.assert_allclose(bare._favourite_palette(history), everything, atol=1e-6)
+    assert len(studio._lib.colour_centres) == len(centres)  # the fitted library is untouched
 
 
 def test_card_hides_none_of_a_product_that_leaves_no_corner_free(studio, ctx, model):
