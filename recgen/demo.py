@@ -392,7 +392,7 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
 
 def _anchor_note(out, row: int, titles: dict) -> str:
     """The caption of a personal preview: the history item its card shows, or why it shows none."""
-    shown = out.shown[row] if out.shown else None
+    shown = out.shown[row]
     if shown:
         return f"beside: {titles.get(shown, shown)} (from their history)"
     if out.anchors[row]:

@@ -328,6 +328,10 @@ def test_blurb_report_combines_metrics():
     assert full["fmr"] == 0.5
     assert full["faithfulness"] == pytest.approx(0.75) and full["faithful_all"] == 0.5
     assert full["unsupported"] == [[], ["blue"]]
+    bare = blurb_report(hyps, None, sources=["A red mug for tea.", "A red mug."])  # nothing held out
+    assert not {"bleu1", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f"} & set(bare)
+    assert {k: bare[k] for k in ("usr", "distinct1", "distinct2", "n", "faithfulness")} == \
+        {k: full[k] for k in ("usr", "distinct1", "distinct2", "n", "faithfulness")}
 
 
 def test_frechet_distance_with_fewer_rows_than_dimensions_is_quiet():

@@ -155,12 +155,9 @@ def blurb_metrics(gen, catalog: CatalogData, pairs: Sequence[tuple[str, str]], *
             text += " " + blurb_evidence(catalog.items, None, anchor,
                                          [f"history:{anchor}", *(f"attribute:{n}" for n in _attribute_names(catalog, anchor))])
         sources.append(text)
-    refs = [references.get(i, []) if references else [sources[j]] for j, (_, i) in enumerate(pairs)]
+    refs = [references.get(i, []) for _, i in pairs] if references else None
     connectives = TEMPLATE_WORDS if getattr(gen.config, "blurb_generator", None) == "grounded" else ()
     report = blurb_report(out.blurbs, refs, sources=sources, connectives=connectives)
-    if not references:
-        for key in ("bleu1", "bleu4", "rouge1_f", "rouge2_f", "rougeL_f"):
-            del report[key]
     if any(out.sources):
         cited = [blurb_evidence(catalog.items, reviews, str(i), src) for (_, i), src in zip(pairs, out.sources)]
         report["faithfulness_cited"] = faithfulness(out.blurbs, cited, connectives=connectives)["mean"]

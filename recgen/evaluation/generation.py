@@ -613,7 +613,7 @@ def text_personalization(texts: Sequence[str], own_texts: Sequence[str], other_t
             "ties": float(np.isclose(sim_a, sim_b).mean()), "n": int(len(wins))}
 
 
-def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
+def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]] | None, *,
                  features: Sequence[str] | None = None, sources: Sequence[str] | None = None,
                  connectives: Collection[str] = ()) -> dict[str, Any]:
     """All blurb metrics at once.
@@ -621,7 +621,8 @@ def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     Parameters
     ----------
     hypotheses : sequence of str, length H
-    references : sequence of H non-empty sequences of str
+    references : sequence of H non-empty sequences of str, or None
+        Held-out texts for BLEU / ROUGE; None leaves those keys out (nothing to compare with).
     features : sequence of H str, optional
         Item feature words; adds ``fmr``.
     sources : sequence of H str, optional
@@ -633,15 +634,16 @@ def blurb_report(hypotheses: Sequence[str], references: Sequence[Sequence[str]],
     Returns
     -------
     dict
-        ``bleu1``, ``bleu4`` (0-100), ``rouge1_f``, ``rouge2_f``, ``rougeL_f`` (0-100), ``usr``,
-        ``distinct1``, ``distinct2`` (0-1), ``n``; plus the optional keys above.
+        ``bleu1``, ``bleu4`` (0-100), ``rouge1_f``, ``rouge2_f``, ``rougeL_f`` (0-100; with
+        ``references``), ``usr``, ``distinct1``, ``distinct2`` (0-1), ``n``; plus the optional keys above.
     """
-    r = rouge(hypotheses, references)
-    out: dict[str, Any] = {
-        "bleu1": bleu(hypotheses, references, n=1), "bleu4": bleu(hypotheses, references, n=4),
-        "rouge1_f": r["rouge1_f"], "rouge2_f": r["rouge2_f"], "rougeL_f": r["rougeL_f"],
-        "usr": unique_sentence_ratio(hypotheses), "distinct1": distinct_n(hypotheses, 1),
-        "distinct2": distinct_n(hypotheses, 2), "n": len(hypotheses)}
+    out: dict[str, Any] = {}
+    if references is not None:
+        r = rouge(hypotheses, references)
+        out.update({"bleu1": bleu(hypotheses, references, n=1), "bleu4": bleu(hypotheses, references, n=4),
+                    "rouge1_f": r["rouge1_f"], "rouge2_f": r["rouge2_f"], "rougeL_f": r["rougeL_f"]})
+    out.update({"usr": unique_sentence_ratio(hypotheses), "distinct1": distinct_n(hypotheses, 1),
+                "distinct2": distinct_n(hypotheses, 2), "n": len(hypotheses)})
     if features is not None:
         out["fmr"] = feature_matching_ratio(hypotheses, features)
     if sources is not None:

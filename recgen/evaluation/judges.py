@@ -53,6 +53,11 @@ def _as_arrays(images: Any, size: int | None) -> np.ndarray:
     return np.stack(out)
 
 
+def _border_colour(im: np.ndarray) -> np.ndarray:
+    """The median colour of a picture's edge pixels (its plain background, for a product photo), (3,)."""
+    return np.median(np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]]), 0)
+
+
 def _rgb_to_hsv(x: np.ndarray) -> np.ndarray:
     """float RGB in [0, 1], (..., 3) -> HSV in [0, 1]."""
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
@@ -222,8 +227,7 @@ def presentation_colours(personal: Any, neutral: Any, histories: Sequence[Any], 
         arr = _as_arrays(h, size).astype(np.float32) / 255.0
         rows = []
         for im in arr:
-            border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
-            fg = np.linalg.norm(im - np.median(border, 0), axis=-1) > foreground
+            fg = np.linalg.norm(im - _border_colour(im), axis=-1) > foreground
             rows.append(_hue_histogram(im[fg]))
         hh.append(np.stack(rows) if rows else np.zeros((0, 12), np.float32))
     return ph, qh, hh
@@ -265,8 +269,7 @@ def light_backdrops(images: Any, *, seed: int = 0, strength: tuple[float, float]
     out = np.empty_like(x)
     for j, im in enumerate(x):
         h, w = im.shape[:2]
-        border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
-        keep = np.abs(im - np.median(border, 0)).max(-1) > foreground * 255
+        keep = np.abs(im - _border_colour(im)).max(-1) > foreground * 255
         k = rng.uniform(*strength)
         first, second = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
         t = np.zeros((h, w, 1), np.float32)
@@ -376,9 +379,8 @@ class AttributeJudge:
             copies = np.empty_like(x)
             for j, im in enumerate(x):
                 side = max(8, int(round(s * rng.uniform(0.6, 1.0))))
-                border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
                 canvas = np.empty_like(im)
-                canvas[:] = np.median(border, 0).astype(np.uint8)
+                canvas[:] = _border_colour(im).astype(np.uint8)
                 y0, x0 = rng.integers(0, s - side + 1, size=2)
                 canvas[y0:y0 + side, x0:x0 + side] = np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR))
                 copies[j] = canvas

@@ -1349,7 +1349,7 @@ class StudioGenerator:
         photo), then to the one picked last. A library too small for colour clusters takes the
         medoid of all."""
         lib = self._lib
-        have = [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
+        have = self._history_rows(history)
         if not have:
             return None
         centres = lib.colour_centres.numpy()
@@ -1366,10 +1366,13 @@ class StudioGenerator:
         d = sq[:, None] + sq[None, :] - 2.0 * pal @ pal.T
         return pal[int(np.argmin(d.sum(1)))].astype(np.float32)
 
+    def _history_rows(self, history: list[str]) -> list[int]:
+        """Library rows of the photographed items among the last ``history_limit`` of ``history`` (once each)."""
+        return [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
+
     def _anchor(self, item_row: int | None, item_vec: np.ndarray, history: list[str]) -> int | None:
         """Library row of the history item to show beside the product (most similar look), or None."""
-        have = [self._row[i] for i in dict.fromkeys(history[-self.config.history_limit:]) if i in self._row]
-        have = [r for r in have if r != item_row]
+        have = [r for r in self._history_rows(history) if r != item_row]
         if not have:
             return None
         im = self._lib.image.numpy()[have]
