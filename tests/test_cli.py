@@ -130,3 +130,17 @@ def test_serve_gpu_without_gpu_support_fails_with_the_fix(saved_workdir):
         pytest.skip("this machine has faiss-gpu and a GPU: --gpu would start serving")
     r = invoke("serve", saved_workdir, "--gpu", "--port", "1")
     assert r.exit_code == 2 and "--gpu:" in r.output and "pip install" in r.output, r.output
+
+
+def test_contact_sheet_captions_name_only_the_card_a_preview_shows():
+    """A caption says "beside: X" only when the preview's card shows X. Before, it named the item the
+    blurb names (``anchors``) under previews that, leaving no corner free, showed no card."""
+    from types import SimpleNamespace
+
+    from recgen.demo import _anchor_note
+
+    out = SimpleNamespace(shown=[None, "a", None], anchors=[None, "a", "b"])
+    titles = {"a": "Teal striped mug", "b": "Blue solid vase"}
+    assert _anchor_note(out, 1, titles) == "beside: Teal striped mug (from their history)"
+    assert _anchor_note(out, 2, titles) == "no card: the product leaves no corner free"
+    assert _anchor_note(out, 0, titles) == "no history item shown"
