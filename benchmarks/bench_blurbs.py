@@ -15,7 +15,8 @@ Three data sets, each for what it can show:
 * **clothing reviews** (real reviews with ratings, no reviewer ids, so the user is neutral):
   ROUGE-L/BLEU against held-out reviews for grounded (word centrality, and the
   minimum-Bayes-risk variant that quotes the sentence with the highest mean ROUGE-L F against
-  the item's other *training* reviews), PETER and the two baselines,
+  the item's other *training* reviews), PETER and the two baselines (and each grounded
+  system's ROUGE-L F minus PETER's, paired item by item, with a bootstrap CI),
   faithfulness, and negative sentences quoted as praise, counted two ways: the rating of the
   review a quoted sentence comes from (< 4) and an independent lexicon (AFINN, not the VADER
   model the filter uses).
@@ -195,7 +196,8 @@ def clothing(args, cache) -> None:
 
     from recgen import Recgen
     from recgen.evaluation.content import blurb_evidence
-    from recgen.evaluation.generation import blurb_report, faithfulness
+    from recgen.evaluation.generation import blurb_report, faithfulness, rouge
+    from recgen.evaluation.ranking import paired_comparison
     from recgen.generators import ContentGenerator, GenerationConfig
     from recgen.generators.grounded import TEMPLATE_WORDS, split_sentences
     from recgen.generators.sentiment import PraiseFilter
@@ -211,7 +213,7 @@ def clothing(args, cache) -> None:
     by_id = items.set_index("item_id")
     afinn = Afinn()
     vader = PraiseFilter()
-    rows, examples = [], {}
+    rows, examples, per_item = [], {}, {}
 
     def negatives(texts, srcs=None):
         """(quoted sentences, from a review rated < 4, AFINN < 0, VADER compound < 0)."""
@@ -241,6 +243,7 @@ def clothing(args, cache) -> None:
             row["faithful cited"] = faithfulness(hyps, cited, connectives=TEMPLATE_WORDS)["mean"]
         rows.append(row)
         examples[name] = hyps[:4]
+        per_item[name] = rouge(hyps, refs, per_text=True)["rougeL_f_per_text"]
 
     first = [str(by_id.at[i, "title"]) for i in eval_items]
     add("baseline: first description sentence (title: descriptions are empty)", first)
@@ -269,6 +272,12 @@ def clothing(args, cache) -> None:
     print(f"\n== clothing reviews: {len(items)} items, {len(train_r)} train reviews, {len(test_r)} held-out reviews "
           f"(references), {len(eval_items)} items; neutral user (no reviewer ids)")
     print(_table(rows))
+    peter = f"peter ({args.peter_epochs} epochs)"
+    for label, name, _ in systems[:-1]:  # the target: ROUGE-L at or above PETER's, item by item
+        cmp = paired_comparison(per_item[label], per_item[peter], seed=args.seed)
+        print(f"ROUGE-L F, {label} - {peter}, paired over {len(eval_items)} items: {cmp['delta']:+.2f} "
+              f"[{cmp['ci_low']:+.2f}, {cmp['ci_high']:+.2f}], higher on "
+              f"{np.mean(per_item[label] > per_item[peter]):.2f} of items")
     for name, ex in examples.items():
         print(f"\n{name}:")
         for e in ex:

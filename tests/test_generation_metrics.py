@@ -252,6 +252,11 @@ def test_rouge_multi_reference_takes_best_f_and_matches_rouge_score():
         assert res[f"{m}_f"] == pytest.approx(100 * np.mean([s.fmeasure for s in best]))
         assert res[f"{m}_p"] == pytest.approx(100 * np.mean([s.precision for s in best]))
         assert res[f"{m}_r"] == pytest.approx(100 * np.mean([s.recall for s in best]))
+    each = rouge(hyps, refs, per_text=True)
+    for m in ("rouge1", "rouge2", "rougeL"):
+        best = [max(scorer.score(r, h)[m].fmeasure for r in rs) for h, rs in zip(hyps, refs)]
+        assert each[f"{m}_f_per_text"] == pytest.approx(100 * np.array(best))
+        assert each[f"{m}_f"] == pytest.approx(each[f"{m}_f_per_text"].mean())
 
 
 @pytest.mark.parametrize("fn", [bleu, rouge])

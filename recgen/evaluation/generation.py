@@ -370,7 +370,8 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *, n: i
     return float(metric.corpus_score(hyps, streams).score)
 
 
-def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
+          per_text: bool = False) -> dict[str, Any]:
     """ROUGE-1/2/L precision, recall and F on a 0-100 scale, computed by rouge-score.
 
     ``rouge_score.rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)``
@@ -383,11 +384,16 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
     ----------
     hypotheses : sequence of str, length H
     references : sequence of H non-empty sequences of str
+    per_text : bool, default False
+        Also return each hypothesis's own F per measure (``rouge1_f_per_text`` ...: float64
+        arrays of shape (H,), 0-100), e.g. for a paired comparison of two systems on the same
+        items (:func:`recgen.evaluation.ranking.paired_comparison`).
 
     Returns
     -------
     dict
-        ``rouge1_p``, ``rouge1_r``, ``rouge1_f``, ``rouge2_*`` and ``rougeL_*``, each in [0, 100].
+        ``rouge1_p``, ``rouge1_r``, ``rouge1_f``, ``rouge2_*`` and ``rougeL_*``, each in [0, 100]
+        (the macro averages), and with ``per_text`` the ``*_f_per_text`` arrays.
     """
     from rouge_score import rouge_scorer
 
@@ -396,13 +402,18 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
     types = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
     acc = {f"{m}_{s}": 0.0 for m in types for s in ("p", "r", "f")}
-    for hyp, rs in zip(hyps, refs):
+    each = {m: np.empty(len(hyps)) for m in types}
+    for j, (hyp, rs) in enumerate(zip(hyps, refs)):
         best = scorer.score_multi(rs, hyp)
         for m in types:
             acc[f"{m}_p"] += best[m].precision
             acc[f"{m}_r"] += best[m].recall
             acc[f"{m}_f"] += best[m].fmeasure
-    return {k: 100.0 * v / len(hyps) for k, v in acc.items()}
+            each[m][j] = 100.0 * best[m].fmeasure
+    out: dict[str, Any] = {k: 100.0 * v / len(hyps) for k, v in acc.items()}
+    if per_text:
+        out.update({f"{m}_f_per_text": each[m] for m in types})
+    return out
 
 
 def _tokens(text: str) -> list[str]:
