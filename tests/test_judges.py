@@ -60,10 +60,52 @@ def test_a_judge_trained_on_light_backdrops_reads_products_on_them(judge, sample
     labels = _labels(other_shop)
     robust = AttributeJudge(ATTRS, backdrops=2).fit(sample.items["image_path"].tolist(), _labels(sample))
     strict_on, robust_on = judge.accuracy(tinted, labels), robust.accuracy(tinted, labels)
-    assert np.mean(list(strict_on.values())) < 0.9
-    assert np.mean(list(robust_on.values())) > np.mean(list(strict_on.values())) + 0.1
-    assert min(robust_on.values()) >= 0.85
-    assert min(robust.accuracy(photos, labels).values()) >= 0.9
+    assert min(strict_on.values()) < 0.9, strict_on
+    assert np.mean(list(robust_on.values())) > np.mean(list(strict_on.values())) + 0.05, (strict_on, robust_on)
+    assert min(robust_on.values()) >= 0.95, robust_on
+    assert min(robust.accuracy(photos, labels).values()) >= 0.95
+
+
+def test_texture_features_tell_patterns_apart_on_any_backdrop():
+    """Local binary patterns describe the surface, not the background's colour or the product's place."""
+    from recgen.evaluation.judges import texture_features
+
+    def product(pattern, backdrop, at):
+        im = np.full((64, 64, 3), backdrop, np.uint8)
+        y0, x0 = at
+        patch = np.full((40, 40, 3), (40, 120, 200), np.uint8)
+        if pattern == "striped":
+            patch[::8] = patch[1::8] = patch[2::8] = patch[3::8] = 250
+        else:  # checkered
+            yy, xx = np.mgrid[:40, :40]
+            patch[((yy // 4) + (xx // 4)) % 2 == 0] = 250
+        im[y0:y0 + 40, x0:x0 + 40] = patch
+        return im
+
+    shown = np.stack([product("striped", (255, 255, 255), (4, 4)),
+                      product("striped", (235, 200, 215), (20, 16)),  # the same stripes on pink, elsewhere
+                      product("checkered", (255, 255, 255), (4, 4))])
+    f = texture_features(shown)
+    assert f.shape == (3, 512) and f.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-5)
+    assert f[0] @ f[1] > f[0] @ f[2] + 0.05
+    g = independent_features(shown)  # colour layout, HSV and HOG: the backdrop and the place weigh more
+    assert g[0] @ g[1] < g[0] @ g[2]
+    with pytest.raises(ValueError, match="radii must be positive"):
+        texture_features(np.zeros((1, 8, 8, 3), np.uint8), size=8, radii=(4,))
+
+
+def test_a_judge_with_texture_reads_the_pattern_on_light_backdrops(sample, other_shop):
+    """Without local binary patterns the judge reads stripes on a tinted backdrop as some other pattern far
+    more often (the colour layout and HOG blocks change with the backdrop); with them it reads the pattern."""
+    photos = other_shop.items["image_path"].tolist()
+    tinted = light_backdrops(photos, seed=1, strength=(0.1, 0.6))
+    labels = _labels(other_shop)
+    old = AttributeJudge(ATTRS, backdrops=2, texture=False).fit(sample.items["image_path"].tolist(), _labels(sample))
+    new = AttributeJudge(ATTRS, backdrops=2).fit(sample.items["image_path"].tolist(), _labels(sample))
+    assert old.accuracy(tinted, labels)["pattern"] < 0.92
+    assert new.accuracy(tinted, labels)["pattern"] >= 0.98
+    assert new.cv_accuracy_["pattern"] >= 0.98 > old.cv_accuracy_["pattern"]
 
 
 def test_judge_and_sharpness_see_blur(judge, other_shop):
