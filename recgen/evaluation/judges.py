@@ -140,9 +140,10 @@ def texture_features(images: Any, *, size: int = 64, radii: Sequence[int] = (1, 
     Each pixel's 8 neighbours at distance ``radius`` (the corners of a square) are compared with
     it: a neighbour at least ``threshold`` (grey level 0..1) brighter sets one bit of an 8-bit code.
     The histogram of codes over the picture (square-rooted, each radius's block unit length and
-    carrying the same weight) describes its micro-texture wherever the texture is, and does not
-    change when the background's colour does: the edge between a stripe and the next one gives
-    the same codes on any backdrop. Pixel-only, like :func:`independent_features`.
+    carrying the same weight) describes its micro-texture wherever the texture is, and changes
+    little when the background's colour does: inside the product (a stripe's edge, a dot) the
+    codes are the same on any backdrop; only the product's outline may code differently. A flat
+    backdrop adds only code 0. Pixel-only, like :func:`independent_features`.
     """
     arr = _as_arrays(images, size).astype(np.float32) / 255.0
     n = len(arr)
