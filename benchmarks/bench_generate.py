@@ -139,7 +139,8 @@ def previews(args) -> None:
 
         print("attribute accuracy (category / colour / pattern) by the strict judge and by the page judge (also "
               "trained with a second photo in a corner and on light backdrops):")
-        print("  real held-out photos:", both(real[rows_t]))
+        print("  real photos of the held-out items (held out from the generator; the judges trained on every "
+              "real photo, their own error is the cross-validated accuracy above):", both(real[rows_t]))
         print("  the same photos on random light backdrops (no generator):",
               both(light_backdrops(real[rows_t], seed=args.seed + 100)))
         print("  with-photo personal previews:", both(photo_p))
