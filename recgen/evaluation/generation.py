@@ -401,18 +401,15 @@ def rouge(hypotheses: Sequence[str], references: Sequence[Sequence[str]], *,
     refs = _check_references(references, len(hyps))
     types = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
-    acc = {f"{m}_{s}": 0.0 for m in types for s in ("p", "r", "f")}
-    each = {m: np.empty(len(hyps)) for m in types}
+    each = {f"{m}_{s}": np.empty(len(hyps)) for m in types for s in ("p", "r", "f")}
     for j, (hyp, rs) in enumerate(zip(hyps, refs)):
         best = scorer.score_multi(rs, hyp)
         for m in types:
-            acc[f"{m}_p"] += best[m].precision
-            acc[f"{m}_r"] += best[m].recall
-            acc[f"{m}_f"] += best[m].fmeasure
-            each[m][j] = 100.0 * best[m].fmeasure
-    out: dict[str, Any] = {k: 100.0 * v / len(hyps) for k, v in acc.items()}
+            score = best[m]
+            each[f"{m}_p"][j], each[f"{m}_r"][j], each[f"{m}_f"][j] = score.precision, score.recall, score.fmeasure
+    out: dict[str, Any] = {k: 100.0 * float(v.mean()) for k, v in each.items()}
     if per_text:
-        out.update({f"{m}_f_per_text": each[m] for m in types})
+        out.update({f"{m}_f_per_text": 100.0 * each[f"{m}_f"] for m in types})
     return out
 
 
