@@ -272,12 +272,13 @@ def clothing(args, cache) -> None:
     print(f"\n== clothing reviews: {len(items)} items, {len(train_r)} train reviews, {len(test_r)} held-out reviews "
           f"(references), {len(eval_items)} items; neutral user (no reviewer ids)")
     print(_table(rows))
-    peter = f"peter ({args.peter_epochs} epochs)"
-    for label, name, _ in systems[:-1]:  # the target: ROUGE-L at or above PETER's, item by item
-        cmp = paired_comparison(per_item[label], per_item[peter], seed=args.seed)
+    peter = next(label for label, name, _ in systems if name == "peter")
+    for label in (label for label, name, _ in systems if name == "grounded"):  # the target: at or above PETER's
+        mine, theirs = per_item[label], per_item[peter]
+        cmp = paired_comparison(mine, theirs, seed=args.seed)
         print(f"ROUGE-L F, {label} - {peter}, paired over {len(eval_items)} items: {cmp['delta']:+.2f} "
-              f"[{cmp['ci_low']:+.2f}, {cmp['ci_high']:+.2f}], higher on "
-              f"{np.mean(per_item[label] > per_item[peter]):.2f} of items")
+              f"[{cmp['ci_low']:+.2f}, {cmp['ci_high']:+.2f}]; higher on {np.mean(mine > theirs):.2f} of items, "
+              f"lower on {np.mean(mine < theirs):.2f}")
     for name, ex in examples.items():
         print(f"\n{name}:")
         for e in ex:

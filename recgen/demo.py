@@ -341,7 +341,7 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
 
     judge_note = (f"Judges never seen by the generators: pixel-only features (colour layout, HSV histogram, "
                   f"gradient orientations) and, where the catalog has attributes, classifiers trained only on the real "
-                  f"photos, which also read texture (local binary patterns) (cross-validated accuracy on photos: "
+                  f"photos that also read texture from local binary patterns (cross-validated accuracy on photos: "
                   f"{', '.join(f'{k} {v:.2f}' for k, v in judge.cv_accuracy_.items()) if judge else 'n/a'}).")
     tables.append({"title": f"Previews of items with a photo ({image_generator}, {pm['n']} users' top items)",
                    "columns": ["metric", "value"], "rows": rows_of(pm), "note": judge_note})

@@ -129,7 +129,7 @@ def independent_features(images: Any, *, size: int = 64) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-# the 8 neighbours of a local binary pattern, clockwise from the top left
+# the 8 neighbours of a local binary pattern on a square ring, clockwise from the top left
 _LBP_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 
 
@@ -137,29 +137,31 @@ def texture_features(images: Any, *, size: int = 64, radii: Sequence[int] = (1, 
                      threshold: float = 0.02) -> np.ndarray:
     """Local-binary-pattern histograms of the grey picture, one unit row per image, float32 (n, 256 * len(radii)).
 
-    Each pixel's 8 neighbours at distance ``radius`` (the corners of a square) are compared with
-    it: a neighbour at least ``threshold`` (grey level 0..1) brighter sets one bit of an 8-bit code.
-    The histogram of codes over the picture (square-rooted, each radius's block unit length and
-    carrying the same weight) describes its micro-texture wherever the texture is, and changes
-    little when the background's colour does: inside the product (a stripe's edge, a dot) the
-    codes are the same on any backdrop; only the product's outline may code differently. A flat
-    backdrop adds only code 0. Pixel-only, like :func:`independent_features`.
+    A square-ring variant of local binary patterns (Ojala et al. 2002 sample a circle and
+    interpolate): each pixel's 8 neighbours at distance ``radius`` (the corners and edge midpoints
+    of a square) are compared with it, and a neighbour at least ``threshold`` (grey level 0..1)
+    brighter sets one bit of an 8-bit code. The histogram of codes over the picture (square-rooted,
+    each radius's block unit length) describes its micro-texture wherever the texture is, and
+    changes little when the background's colour does: inside the product (a stripe's edge, a dot)
+    the codes are the same on any backdrop; only the product's outline may code differently. A
+    flat backdrop adds only code 0, a gentle gradient nearly only. Pixel-only, like
+    :func:`independent_features`.
     """
-    arr = _as_arrays(images, size).astype(np.float32) / 255.0
-    n = len(arr)
     radii = tuple(int(r) for r in radii)
     if not radii or min(radii) < 1 or 2 * max(radii) >= size:
         raise ValueError(f"radii must be positive and below size / 2 = {size / 2:g}; got {radii}")
+    arr = _as_arrays(images, size).astype(np.float32) / 255.0
+    n = len(arr)
     if n == 0:
         return np.zeros((0, 256 * len(radii)), np.float32)
     gray = arr.mean(-1)
     blocks = []
     for r in radii:
         centre = gray[:, r:size - r, r:size - r]
-        code = np.zeros(centre.shape, np.int64)
+        code = np.zeros(centre.shape, np.int32)
         for bit, (dy, dx) in enumerate(_LBP_NEIGHBOURS):
             nb = gray[:, r + dy * r:size - r + dy * r, r + dx * r:size - r + dx * r]
-            code |= (nb >= centre + threshold).astype(np.int64) << bit
+            code |= (nb >= centre + threshold).astype(np.int32) << bit
         hist = np.bincount((code + 256 * np.arange(n)[:, None, None]).ravel(), minlength=256 * n).reshape(n, 256)
         block = np.sqrt(hist.astype(np.float32))
         blocks.append(block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-6))
@@ -388,8 +390,8 @@ class AttributeJudge:
         base = independent_features(x, size=self.size)
         if not self.texture:
             return base
-        # the three pixel blocks and the two texture blocks each carry the same weight
-        return np.concatenate([base * np.sqrt(3 / 5), texture_features(x, size=self.size) * np.sqrt(2 / 5)], 1)
+        # (each classifier standardizes every column, so how the blocks are scaled here does not matter)
+        return np.concatenate([base, texture_features(x, size=self.size)], 1)
 
     def fit(self, images: Any, labels: dict[str, Sequence[str]]) -> "AttributeJudge":
         """Train one classifier per attribute on real photos and their attribute values."""
