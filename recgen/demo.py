@@ -359,10 +359,13 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         plots.append({"title": f"{image_generator} training losses",
                       "svg": line_plot_svg({k: v for k, v in hist_losses.items() if v})})
     if "attributes" in pm:
-        plots.append({"title": "Attribute accuracy of previews (judge on real photos)", "svg": bar_plot_svg(
-            {**{f"with photo: {k}": v for k, v in pm["attributes"].items()},
-             **({f"text only: {k}": v for k, v in tm["attributes"].items()} if tm and "attributes" in tm else {})},
-            vmax=1.0)})
+        bars = {}
+        for job, m in (("with photo", pm), ("text only", tm)):
+            for judge_name, key in (("strict", "attributes"), ("page", "attributes_page")):
+                bars.update({f"{job}, {judge_name}: {k}": v for k, v in ((m or {}).get(key) or {}).items()})
+        plots.append({"title": "Attribute accuracy of previews (strict judge: trained on the real photos; page "
+                               "judge: also on them beside a second photo, on a light backdrop)",
+                      "svg": bar_plot_svg(bars, vmax=1.0)})
 
     # --- what a person looks at: contact sheets ------------------------------------------
     titles = dict(zip(items["item_id"], items["title"].astype(str)))

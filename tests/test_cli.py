@@ -117,6 +117,8 @@ def test_demo_writes_report(demo_out):
     assert m["blurbs"]["personalization_swap"]["ci_low"] > 0.5 and "rougeL_f" not in m["blurbs"]
     assert "personalization (swap test)" in html
     assert "generated preview" in html and "data:image/png;base64," in html and "<svg" in html
+    # both judges' readings in the table and the plot (the strict one alone misreads a tinted backdrop)
+    assert photo["attributes_page"]["pattern"] >= 0.9 and "with photo, page: pattern" in html
     assert "what each user sees" in html and "contrasting taste" in html  # the contact sheets
     assert "Items without a photo" in html and "real photo (hidden)" in html
     assert {"model", "generators", "report.html"} <= {p.name for p in demo_out.iterdir()}
