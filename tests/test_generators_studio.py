@@ -202,7 +202,7 @@ def test_personal_backdrop_has_the_users_favourite_colours_and_the_mood_without_
     mood.config = replace(studio.config, backdrop="mood")
     uvec = ctx.user_vectors([user])
     seeds = np.array([zlib.crc32(f"0\0{item}".encode())], dtype=np.int64)
-    cvae = studio._moods(uvec, seeds)[0]
+    cvae = studio._backdrops(studio._mood_grids(uvec, seeds))[0]
     np.testing.assert_allclose(mood.generate(ctx, [item], [user]).images[0, 0, s // 2], cvae[0, s // 2], atol=1.0)
     # an item of the user's own history: the backdrop says what else they like
     whole = studio._favourite_palette(liked)
@@ -432,7 +432,7 @@ def test_mood_contrast_takes_a_users_difference_from_the_population_further(stud
     def moods(contrast):
         g = copy.copy(studio)
         g.config = replace(studio.config, mood_contrast=contrast, mood_strength=1.0)
-        return g._moods(uvec, seeds, np.ones(2, np.float32)) / 255.0
+        return g._backdrops(g._mood_grids(uvec, seeds), np.ones(2, np.float32)) / 255.0
 
     own, far = moods(1.0), moods(2.5)
     # the neutral user's mood (the population's) does not depend on the contrast

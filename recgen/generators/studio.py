@@ -1032,11 +1032,6 @@ class StudioGenerator:
             self.history["editor_adversarial"] = adversarial
 
     # ----------------------------------------------------------------- generate
-    def _moods(self, user_vecs: np.ndarray, seeds: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
-        """Backdrops, float (n, S, S, 3) in 0..255, one per row (its own seed); ``strength`` per row (n,),
-        ``config.mood_strength`` by default."""
-        return self._backdrops(self._mood_grids(user_vecs, seeds), strength)
-
     def _mood_grids(self, user_vecs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """The mood cVAE's colour grids, (n, 3, G, G) in 0..1, one per row (its own seed)."""
         import torch
