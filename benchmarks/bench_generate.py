@@ -76,7 +76,7 @@ def previews(args) -> None:
         judge = AttributeJudge(tuple(names), seed=args.seed).fit(real, labels_of)
         # the same judge also trained on page-like copies of the photos (a smaller second photo in a
         # corner, a light backdrop): it reads the main product on a page or a personal preview
-        page_judge = AttributeJudge(tuple(names), seed=args.seed, distractors=2, backdrops=2).fit(real, labels_of)
+        page_judge = AttributeJudge.for_pages(tuple(names), seed=args.seed).fit(real, labels_of)
         print("judge cross-validated accuracy on real photos:", judge.cv_accuracy_)
     hidden = catalog.items.assign(item_id=catalog.items["item_id"].astype(str))
     hidden.loc[hidden["item_id"].isin(test_ids), "image_path"] = None

@@ -63,8 +63,8 @@ def run(seed: int, strict: bool, size: int) -> None:
         hits: dict[str, dict[str, list[np.ndarray]]] = {k: {a: [] for a in ATTRS} for k in ("plain", "backdrop", "corner")}
         for f in range(5):
             train, test = fold != f, fold == f
-            extra = {} if strict else {"distractors": 2, "backdrops": 2}
-            judge = AttributeJudge(ATTRS, seed=seed, texture=texture, **extra).fit(
+            make = AttributeJudge if strict else AttributeJudge.for_pages
+            judge = make(ATTRS, seed=seed, texture=texture).fit(
                 real[train], {a: v[train] for a, v in labels.items()})
             shown = {"plain": real[test],
                      "backdrop": light_backdrops(real[test], seed=seed + 100 + f),

@@ -275,7 +275,7 @@ def _generate(model, catalog: CatalogData, shown, cand: pd.DataFrame, image_gene
         judge = AttributeJudge(tuple(names), seed=seed).fit(real, attrs)
         # also trained on page-like copies of the photos (a second photo in a corner, a light backdrop):
         # the strict judge reads a real product on a tinted backdrop as a different product
-        page_judge = AttributeJudge(tuple(names), seed=seed, distractors=2, backdrops=2).fit(real, attrs)
+        page_judge = AttributeJudge.for_pages(tuple(names), seed=seed).fit(real, attrs)
     users = [str(u) for u in model.profiles.user_ids_][:200]
     top, _ = model.recommend_batch(users, k=5)
     hidden_set = set(hidden)

@@ -72,6 +72,12 @@ def test_a_judge_trained_on_light_backdrops_reads_products_on_them(judge, page_l
     assert min(robust.accuracy(photos, labels).values()) >= 0.95
 
 
+def test_the_page_judge_is_the_strict_judge_with_page_like_copies():
+    page = AttributeJudge.for_pages(ATTRS, seed=3)
+    assert (page.distractors, page.backdrops, page.seed, page.texture) == (2, 2, 3, True)
+    assert AttributeJudge.for_pages(ATTRS, backdrops=0).backdrops == 0  # a setting given wins
+
+
 def test_texture_features_tell_patterns_apart_on_any_backdrop():
     """Local binary patterns describe the surface, not the background's colour or the product's place."""
     from recgen.evaluation.judges import texture_features

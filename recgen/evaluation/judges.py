@@ -385,6 +385,13 @@ class AttributeJudge:
     classes_: dict[str, list[str]] = field(default_factory=dict)
     cv_accuracy_: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def for_pages(cls, attributes: Sequence[str], **kwargs: Any) -> "AttributeJudge":
+        """The page judge: also trained on copies of the photos as a page or a personal preview shows
+        them (``distractors=2``: beside a second photo; ``backdrops=2``: on light backdrops). The
+        benchmarks and the demo report it beside the strict judge (``AttributeJudge(attributes)``)."""
+        return cls(attributes, **{"distractors": 2, "backdrops": 2, **kwargs})
+
     def _features(self, images: Any) -> np.ndarray:
         x = _as_arrays(images, self.size)
         base = independent_features(x, size=self.size)
